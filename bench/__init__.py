@@ -1,0 +1,3 @@
+"""tokenbench: the harness (device, timing, results, runner, CLI)."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,170 @@
+"""The GPU catalog: vendor datasheet peaks (dense) and a lookup by torch device name.
+
+`bench/catalog/gpus.toml` is the single source of peak figures; fractions of peak anywhere in the
+harness come from `peak_flops` and `peak_bandwidth_bytes_per_s`, never from a constant in code.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import re
+import sys
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, ValidationError, field_validator
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+PeakDtype = Literal["fp32", "tf32", "fp16", "bf16", "fp8"]
+PEAK_DTYPES: tuple[str, ...] = get_args(PeakDtype)
+
+_DATE_RE = re.compile(r"^\d{4}-(0[1-9]|1[0-2])(-\d{2})?$")
+
+
+class CatalogError(ValueError):
+    """The catalog file is unreadable or invalid; the message is one line naming file, entry, field."""
+
+
+class GpuSpec(BaseModel):
+    """One GPU model: identity, how torch names it, and its datasheet peaks."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    vendor: str = Field(min_length=1)
+    name: str = Field(min_length=1)
+    match: tuple[str, ...] = Field(min_length=1)
+    memory_bytes: int = Field(gt=0)
+    mem_bandwidth_gbps: float = Field(gt=0)  # decimal GB/s
+    tdp_w: float = Field(gt=0)
+    peak_tflops: dict[PeakDtype, PositiveFloat]  # dense TFLOP/s
+    source: str = Field(min_length=1)
+    source_url: str = Field(pattern=r"^https?://\S+$")
+    source_date: str
+    note: str | None = None
+    weak: bool = False
+
+    @field_validator("match")
+    @classmethod
+    def _match_not_blank(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        # A blank or padded pattern would match (nearly) every device name.
+        for m in v:
+            if not m or m != m.strip():
+                raise ValueError(f"match strings must be non-empty and unpadded, got {m!r}")
+        return v
+
+    @field_validator("source_date", mode="before")
+    @classmethod
+    def _check_date(cls, v: Any) -> Any:
+        if isinstance(v, dt.date):  # an unquoted TOML date arrives as a date object
+            return v.isoformat()[:10]
+        if isinstance(v, str):
+            if not _DATE_RE.match(v):
+                raise ValueError(f"expected YYYY-MM or YYYY-MM-DD, got {v!r}")
+            if len(v) == 10:
+                dt.date.fromisoformat(v)  # rejects 2024-02-30
+        return v
+
+
+def _where(entry: Any, index: int) -> str:
+    entry_id = entry.get("id") if isinstance(entry, dict) else None
+    return f"gpu[{index}] ({entry_id})" if isinstance(entry_id, str) else f"gpu[{index}]"
+
+
+def _first_error(e: ValidationError) -> str:
+    err = e.errors()[0]
+    loc = ".".join(str(p) for p in err["loc"] if p != "[key]") or "entry"
+    more = f" (+{e.error_count() - 1} more)" if e.error_count() > 1 else ""
+    return f"{loc}: {err['msg']}{more}"
+
+
+def _parse(text: str, label: str) -> list[GpuSpec]:
+    def fail(msg: str) -> CatalogError:
+        return CatalogError(" ".join(f"{label}: {msg}".split()))  # always one line
+
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise fail(f"invalid TOML: {e}") from None
+    extra = sorted(set(data) - {"gpu"})
+    if extra:
+        raise fail(f"unknown top-level key(s) {extra}; expected only [[gpu]] tables")
+    entries = data.get("gpu")
+    if not isinstance(entries, list) or not entries:
+        raise fail("expected one or more [[gpu]] tables")
+
+    specs: list[GpuSpec] = []
+    seen_ids: dict[str, int] = {}
+    seen_match: dict[str, str] = {}
+    for i, entry in enumerate(entries):
+        try:
+            spec = GpuSpec.model_validate(entry)
+        except ValidationError as e:
+            raise fail(f"{_where(entry, i)}: {_first_error(e)}") from None
+        if spec.id in seen_ids:
+            raise fail(f"{_where(entry, i)}: id: duplicate id (also gpu[{seen_ids[spec.id]}])")
+        seen_ids[spec.id] = i
+        for m in spec.match:
+            # The same pattern on two entries would make lookup depend on file order.
+            other = seen_match.setdefault(m.lower(), spec.id)
+            if other != spec.id:
+                raise fail(f"{_where(entry, i)}: match: {m!r} is also a match of {other}")
+        specs.append(spec)
+    return specs
+
+
+@functools.lru_cache(maxsize=1)
+def _packaged() -> tuple[GpuSpec, ...]:
+    text = (resources.files("bench") / "catalog" / "gpus.toml").read_text(encoding="utf-8")
+    return tuple(_parse(text, "bench/catalog/gpus.toml"))
+
+
+def load_catalog(path: str | Path | None = None) -> list[GpuSpec]:
+    """All entries of a catalog file; None reads the packaged one (parsed once, then cached)."""
+    if path is None:
+        return list(_packaged())
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as e:
+        raise CatalogError(f"{p}: cannot read: {e.strerror or e}") from None
+    return _parse(text, str(p))
+
+
+def _matches(pattern: str, device_name: str) -> bool:
+    # Bounded on both sides so "NVIDIA L4" does not claim "NVIDIA L40" (absent from the catalog).
+    rx = rf"(?<![a-z0-9]){re.escape(pattern.lower())}(?![a-z0-9])"
+    return re.search(rx, device_name.lower()) is not None
+
+
+def lookup(device_name: str, catalog: list[GpuSpec] | None = None) -> GpuSpec | None:
+    """The entry whose match string is the longest found in `device_name`; None if none is."""
+    best: GpuSpec | None = None
+    best_len = 0
+    for spec in catalog if catalog is not None else _packaged():
+        for m in spec.match:
+            if len(m) > best_len and _matches(m, device_name):
+                best, best_len = spec, len(m)
+    return best
+
+
+def peak_flops(spec: GpuSpec | None, dtype: str) -> float | None:
+    """Dense peak in FLOP/s for `dtype`; None for no spec or a dtype the datasheet does not give."""
+    if dtype not in PEAK_DTYPES:
+        # A typo ("bfloat16") must not silently read as "no peak known".
+        raise ValueError(f"unknown dtype {dtype!r}; expected one of {list(PEAK_DTYPES)}")
+    if spec is None:
+        return None
+    tflops = spec.peak_tflops.get(dtype)  # type: ignore[call-overload]
+    return None if tflops is None else tflops * 1e12
+
+
+def peak_bandwidth_bytes_per_s(spec: GpuSpec | None) -> float | None:
+    """Datasheet DRAM bandwidth in bytes/s; None for no spec."""
+    return None if spec is None else spec.mem_bandwidth_gbps * 1e9

@@ -1,0 +1,228 @@
+"""Results on disk: one JSONL record per measurement, flushed at once, and a run header.
+
+`<out>/<run-id>.jsonl` gets a line the moment a workload finishes; `<out>/<run-id>.json` is the
+run header, written atomically at the start (state "running") and again at the end ("complete",
+"interrupted" or "crashed"). A header still saying "running" means the process died mid-run.
+`load()` reads results back as data only (json, never pickle or eval) into a DataFrame.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import secrets
+import socket
+import tempfile
+from collections.abc import Iterable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+SCHEMA_VERSION = 1
+STATUSES = ("ok", "skipped", "failed")
+
+# Every field of a record, documented; results/README.md mirrors this table (a test checks it).
+FIELDS: dict[str, str] = {
+    "schema_version": "record schema version (this is 1)",
+    "run_id": "the run this record belongs to (also the file name)",
+    "seq": "position of the measurement in the run, from 0",
+    "workload": "stable workload id (gemm, copy, attention, ...)",
+    "workload_version": "bumped when what the workload measures changes; compare like with like",
+    "family": "workload family: gemm, memory, attention, ...",
+    "label": "short human-readable configuration, e.g. '8192x8192x8192 bf16'",
+    "param_*": "one field per workload parameter, e.g. param_m, param_dtype",
+    "status": "ok | skipped | failed",
+    "reason": "why the record is skipped or failed (null when ok)",
+    "started_at": "UTC ISO 8601 time the measurement began",
+    "finished_at": "UTC ISO 8601 time the record was written",
+    "hostname": "machine name",
+    "device": "torch device, e.g. cuda:0 or cpu",
+    "device_kind": "cuda | cpu",
+    "device_name": "GPU or CPU model as reported by torch or /proc/cpuinfo",
+    "gpu_index": "torch index of the GPU (null on CPU)",
+    "gpu_uuid": "GPU UUID from torch/NVML (null on CPU)",
+    "tokenbench_version": "tokenbench version that measured",
+    "torch_version": "torch version",
+    "cuda_version": "CUDA version torch was built with (null on CPU builds)",
+    "driver_version": "NVIDIA driver version from NVML (null where NVML is absent)",
+    "timer": "cuda_event (events on the stream) | perf_counter (host clock, synced)",
+    "l2_flushed": "true when the GPU L2 cache was overwritten before every timed call",
+    "first_call_s": "time of the first call (lazy init, autotuning), excluded from samples",
+    "warmup_s": "wall time spent warming up before sampling",
+    "warmup_reps": "calls made during warm-up",
+    "sampling_wall_s": "wall time spent sampling",
+    "n_samples": "number of timed calls kept",
+    "samples_s": "every timed call's duration, seconds, in order",
+    "time_median_s": "median of samples_s; every rate below is computed from it",
+    "time_mean_s": "mean of samples_s",
+    "time_p5_s": "5th percentile of samples_s (linear interpolation)",
+    "time_p95_s": "95th percentile of samples_s",
+    "time_min_s": "fastest sample",
+    "time_max_s": "slowest sample",
+    "time_stdev_s": "sample standard deviation (n-1) of samples_s; null when n = 1",
+    "time_cv": "coefficient of variation, time_stdev_s / time_mean_s",
+    "cv_threshold": "CV above which the record is flagged unstable",
+    "unstable": "true when time_cv > cv_threshold (or cannot be computed): do not trust the median",
+    "flops": "analytic floating-point operations of one call (null where not meaningful)",
+    "bytes": "analytic bytes one call must move to or from device memory",
+    "tokens": "tokens processed by one call (null for kernels without tokens)",
+    "tflops": "flops / time_median_s / 1e12",
+    "gb_per_s": "bytes / time_median_s / 1e9",
+    "tokens_per_s": "tokens / time_median_s",
+    "peak_gpu_id": "catalog entry the device matched (null when unknown)",
+    "peak_tflops": "vendor dense peak for the record's dtype, TFLOP/s (null when unknown)",
+    "peak_gb_per_s": "vendor peak memory bandwidth, GB/s (null when unknown)",
+    "frac_peak_flops": "tflops / peak_tflops (null when the peak is unknown, never a guess)",
+    "frac_peak_bw": "gb_per_s / peak_gb_per_s (null when the peak is unknown)",
+    "peak_source": "citation of the peak figures",
+    "peak_reason": "why the fractions of peak are null",
+    "check_passed": "true when the output matched the reference within tolerance",
+    "check_error": "the check's error measure (see check_detail); null when not finite",
+    "check_tolerance": "largest error that passes",
+    "check_detail": "what check_error measures and against which reference",
+    "mem_required_bytes": "tokenbench's estimate of device memory the measurement needs",
+    "mem_free_bytes": "device memory free before the measurement",
+    "mem_alloc_peak_bytes": "peak bytes held by torch's CUDA allocator during it (null on CPU)",
+}
+
+
+class ResultsError(ValueError):
+    """A results file that cannot be read; the message names the file and line."""
+
+
+def new_run_id(now: datetime | None = None) -> str:
+    """`<UTC time>-<host>-<random>`: sortable, unique across nodes writing to one folder."""
+    now = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    host = "".join(c if c.isalnum() or c == "-" else "-" for c in socket.gethostname())[:32]
+    return f"{now:%Y%m%dT%H%M%SZ}-{host or 'host'}-{secrets.token_hex(3)}"
+
+
+def _finite(value: Any) -> Any:
+    """JSON has no NaN or infinity: write them as null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    return value
+
+
+class RunWriter:
+    """Appends records to `<run-id>.jsonl`, flushed and fsynced one by one."""
+
+    def __init__(self, out_dir: str | Path, run_id: str, header: dict[str, Any]):
+        self.out_dir = Path(out_dir)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self.run_id = run_id
+        self.records_path = self.out_dir / f"{run_id}.jsonl"
+        self.header_path = self.out_dir / f"{run_id}.json"
+        self.header = {
+            "schema_version": SCHEMA_VERSION,
+            "run_id": run_id,
+            "state": "running",
+            "complete": False,
+            **header,
+            "records_file": self.records_path.name,
+        }
+        self.counts = dict.fromkeys(STATUSES, 0)
+        self._write_header()
+        self._fh = open(self.records_path, "a", encoding="utf-8")  # noqa: SIM115 - closed in finish
+
+    def _write_header(self) -> None:
+        fd, tmp = tempfile.mkstemp(dir=self.out_dir, prefix=".header-", suffix=".tmp")
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(_finite(self.header), f, indent=2, allow_nan=False, default=str)
+            f.write("\n")
+        os.replace(tmp, self.header_path)  # atomic: a reader never sees half a header
+
+    def append(self, record: dict[str, Any]) -> None:
+        clean = {k: _finite(v) for k, v in record.items()}
+        self._fh.write(json.dumps(clean, allow_nan=False, default=str) + "\n")
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+        self.counts[record["status"]] = self.counts.get(record["status"], 0) + 1
+
+    def finish(self, state: str, finished_at: str, error: str | None = None) -> None:
+        """Close the records file and rewrite the header with the end state and counts."""
+        self._fh.close()
+        self.header.update(
+            {
+                "state": state,
+                "complete": state == "complete",
+                "finished_at": finished_at,
+                "error": error,
+                "n_records": sum(self.counts.values()),
+                **{f"n_{s}": n for s, n in self.counts.items()},
+            }
+        )
+        self._write_header()
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    rows = []
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise ResultsError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
+            if not isinstance(row, dict):
+                raise ResultsError(f"{path}:{lineno}: a record must be a JSON object")
+            version = row.get("schema_version")
+            if version != SCHEMA_VERSION:
+                raise ResultsError(f"{path}:{lineno}: unsupported schema_version {version!r}")
+            for key in ("run_id", "workload", "status"):
+                if key not in row:
+                    raise ResultsError(f"{path}:{lineno}: missing field {key!r}")
+            if row["status"] not in STATUSES:
+                raise ResultsError(f"{path}:{lineno}: status {row['status']!r} is not one of {STATUSES}")
+            rows.append(row)
+    return rows
+
+
+def read_header(records_path: Path) -> dict[str, Any] | None:
+    """The run header beside a records file, or None when it is missing."""
+    header_path = records_path.with_suffix(".json")
+    if not header_path.exists():
+        return None
+    try:
+        header = json.loads(header_path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise ResultsError(f"{header_path}: not valid JSON ({e.msg})") from None
+    if not isinstance(header, dict):
+        raise ResultsError(f"{header_path}: a run header must be a JSON object")
+    return header
+
+
+def _record_files(paths: Iterable[str | Path]) -> list[Path]:
+    files: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            files.extend(sorted(p.rglob("*.jsonl")))
+        elif p.suffix == ".json" and p.with_suffix(".jsonl").exists():
+            files.append(p.with_suffix(".jsonl"))
+        elif p.is_file():
+            files.append(p)
+        else:
+            raise ResultsError(f"{p}: no such file or directory")
+    return files
+
+
+def load(*paths: str | Path) -> pd.DataFrame:
+    """Records from .jsonl files, run headers or directories (searched recursively).
+
+    Adds `run_state` and `run_complete` from each run's header ("missing" when it has none).
+    """
+    rows: list[dict[str, Any]] = []
+    for path in _record_files(paths):
+        header = read_header(path)
+        state = header.get("state", "unknown") if header else "missing"
+        for row in _read_jsonl(path):
+            rows.append({**row, "run_state": state, "run_complete": state == "complete"})
+    return pd.DataFrame(rows)

@@ -1,0 +1,209 @@
+"""The runner: for each entry, check it can run, set up, warm up, time, check, write a record.
+
+Nothing here prints. Every entry ends as exactly one record, written at once: `ok`, `skipped`
+(cannot run here: dtype unsupported, too little memory) or `failed` (an exception, an OOM, a
+wrong answer). A KeyboardInterrupt ends the run with every finished record on disk.
+"""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from bench import gpus
+from bench.device import Device
+from bench.env import utc_now
+from bench.results import SCHEMA_VERSION, RunWriter
+from bench.suites import Entry
+from bench.timing import Timing, measure
+from workloads.base import CheckResult, Counts
+
+# Leave this share of free memory unclaimed: allocators fragment and the check needs slack.
+MEM_HEADROOM = 0.90
+
+
+def _gib(n: float) -> str:
+    return f"{n / 2**30:.2f} GiB"
+
+
+def one_line(exc: BaseException) -> str:
+    """`Type: first line of the message`, so a record's reason stays a single line."""
+    msg = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {msg}" if msg else type(exc).__name__
+
+
+def rates(counts: Counts, median_s: float) -> dict[str, float | None]:
+    """Rates on the median time: TFLOP/s, GB/s (decimal) and tokens/s."""
+
+    def per_s(x: float | None, scale: float) -> float | None:
+        return x / median_s / scale if x is not None and median_s > 0 else None
+
+    return {
+        "tflops": per_s(counts.flops, 1e12),
+        "gb_per_s": per_s(counts.bytes, 1e9),
+        "tokens_per_s": per_s(counts.tokens, 1.0),
+    }
+
+
+def peak_fields(device_name: str, dtype: str | None, tflops: float | None, gb_per_s: float | None) -> dict[str, Any]:
+    """Fractions of the vendor's dense peak, or nulls with the reason they are unknown."""
+    spec = gpus.lookup(device_name)
+    if spec is None:
+        return {
+            "peak_gpu_id": None,
+            "peak_tflops": None,
+            "peak_gb_per_s": None,
+            "frac_peak_flops": None,
+            "frac_peak_bw": None,
+            "peak_source": None,
+            "peak_reason": f"no catalog entry matches {device_name!r}",
+        }
+    peak_flops = gpus.peak_flops(spec, dtype) if dtype else None
+    peak_bw = gpus.peak_bandwidth_bytes_per_s(spec)
+    reason = None
+    if dtype and peak_flops is None:
+        reason = f"catalog has no {dtype} peak for {spec.id}"
+    return {
+        "peak_gpu_id": spec.id,
+        "peak_tflops": peak_flops / 1e12 if peak_flops else None,
+        "peak_gb_per_s": peak_bw / 1e9 if peak_bw else None,
+        "frac_peak_flops": tflops * 1e12 / peak_flops if tflops is not None and peak_flops else None,
+        "frac_peak_bw": gb_per_s * 1e9 / peak_bw if gb_per_s is not None and peak_bw else None,
+        "peak_source": f"{spec.source} ({spec.source_date}) {spec.source_url}"
+        + (" [weak: estimate, see the catalog note]" if spec.weak else ""),
+        "peak_reason": reason,
+    }
+
+
+def timing_fields(t: Timing, cv_threshold: float) -> dict[str, Any]:
+    s = t.summary
+    return {
+        "timer": t.timer,
+        "l2_flushed": t.l2_flushed,
+        "first_call_s": t.first_call_s,
+        "warmup_s": t.warmup_s,
+        "warmup_reps": t.warmup_reps,
+        "sampling_wall_s": t.sampling_wall_s,
+        "n_samples": s.n,
+        "samples_s": t.samples_s,
+        "time_median_s": s.median,
+        "time_mean_s": s.mean,
+        "time_p5_s": s.p5,
+        "time_p95_s": s.p95,
+        "time_min_s": s.min,
+        "time_max_s": s.max,
+        "time_stdev_s": s.stdev,
+        "time_cv": s.cv,
+        "cv_threshold": cv_threshold,
+        "unstable": t.unstable,
+    }
+
+
+def check_fields(c: CheckResult) -> dict[str, Any]:
+    return {"check_passed": c.passed, "check_error": c.error, "check_tolerance": c.tolerance, "check_detail": c.detail}
+
+
+@dataclass
+class Runner:
+    """Runs entries on one device and hands each record to the writer as it is made."""
+
+    device: Device
+    writer: RunWriter
+    env: dict[str, Any]
+    seed: int = 0
+    on_start: Callable[[int, Entry], None] | None = None
+    on_record: Callable[[dict[str, Any]], None] | None = None
+    records: list[dict[str, Any]] = field(default_factory=list)
+
+    def _base(self, seq: int, entry: Entry) -> dict[str, Any]:
+        w, p = entry.workload, entry.params
+        env = self.env
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "run_id": self.writer.run_id,
+            "seq": seq,
+            "workload": w.id,
+            "workload_version": w.version,
+            "family": w.family,
+            "label": w.label(p),
+            **{f"param_{k}": v for k, v in p.model_dump().items()},
+            "status": "ok",
+            "reason": None,
+            "started_at": utc_now(),
+            "finished_at": None,
+            "hostname": env.get("hostname"),
+            "device": str(self.device.torch_device),
+            "device_kind": self.device.kind,
+            "device_name": self.device.name,
+            "gpu_index": env.get("gpu_index"),
+            "gpu_uuid": env.get("gpu_uuid"),
+            "tokenbench_version": env.get("tokenbench_version"),
+            "torch_version": env.get("torch_version"),
+            "cuda_version": env.get("cuda_version"),
+            "driver_version": env.get("driver_version"),
+        }
+
+    def _measure(self, entry: Entry, record: dict[str, Any]) -> None:
+        w, p, dev = entry.workload, entry.params, self.device
+        counts = w.counts(p)
+        record.update({"flops": counts.flops, "bytes": counts.bytes, "tokens": counts.tokens})
+        reason = w.unsupported_reason(p, dev)
+        if reason:
+            record.update(status="skipped", reason=reason)
+            return
+        need, free = w.memory_bytes(p), dev.mem_free_bytes()
+        record.update(mem_required_bytes=need, mem_free_bytes=free)
+        if need > free * MEM_HEADROOM:
+            record.update(
+                status="skipped",
+                reason=f"needs about {_gib(need)} of memory; "
+                f"{_gib(free)} free on {dev.torch_device} (fits up to {MEM_HEADROOM:.0%} of free)",
+            )
+            return
+        dev.reset_peak_memory()
+        with w.prepare(p, dev, self.seed + record["seq"]) as case:
+            timing = measure(case.run, dev, entry.timer)
+            check = case.check()
+        record.update(timing_fields(timing, entry.timer.cv_threshold))
+        record.update(rates(counts, timing.summary.median))
+        record.update(peak_fields(dev.name, w.peak_dtype(p), record["tflops"], record["gb_per_s"]))
+        record.update(check_fields(check))
+        record["mem_alloc_peak_bytes"] = dev.mem_alloc_peak_bytes()
+        if not check.passed:
+            record.update(
+                status="failed",
+                reason=f"output check failed: error {check.error:.3g} > "
+                f"tolerance {check.tolerance:.3g} ({check.detail})",
+            )
+
+    def run_entry(self, seq: int, entry: Entry) -> dict[str, Any]:
+        """Measure one entry; always returns (and writes) exactly one record."""
+        if self.on_start:
+            self.on_start(seq, entry)
+        record = self._base(seq, entry)
+        try:
+            self._measure(entry, record)
+        except torch.OutOfMemoryError as e:
+            record.update(status="failed", reason=f"out of memory: {one_line(e)}")
+        except Exception as e:
+            record.update(status="failed", reason=one_line(e))
+        finally:
+            gc.collect()
+            if self.device.kind == "cuda":
+                torch.cuda.empty_cache()
+        record["finished_at"] = utc_now()
+        self.writer.append(record)
+        self.records.append(record)
+        if self.on_record:
+            self.on_record(record)
+        return record
+
+    def run(self, entries: list[Entry]) -> list[dict[str, Any]]:
+        """Run every entry in order; the caller finishes the writer (also on interrupt)."""
+        for seq, entry in enumerate(entries):
+            self.run_entry(seq, entry)
+        return self.records

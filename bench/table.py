@@ -1,0 +1,91 @@
+"""The results table printed at the end of a run (reporting only: reads records, measures nothing)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import Any
+
+from rich.table import Table
+
+
+def fmt_time(seconds: float | None) -> str:
+    """Seconds in the unit that keeps 3-4 significant digits readable."""
+    if seconds is None or not math.isfinite(seconds):
+        return "-"
+    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6)):
+        if seconds >= scale:
+            return f"{seconds / scale:.4g} {unit}"
+    return f"{seconds / 1e-9:.4g} ns"
+
+
+def fmt_num(value: float | None, digits: int = 4) -> str:
+    return "-" if value is None or not math.isfinite(value) else f"{value:.{digits}g}"
+
+
+def fmt_frac(record: dict[str, Any]) -> str:
+    """Fraction of the peak that bounds the workload: FLOP/s, else bandwidth; 'n/a' when unknown."""
+    frac = record.get("frac_peak_flops")
+    if frac is None and record.get("flops") is None:
+        frac = record.get("frac_peak_bw")
+    return "n/a" if frac is None else f"{100 * frac:.1f}%"
+
+
+def _status(record: dict[str, Any]) -> str:
+    status = record["status"]
+    style = {"ok": "green", "skipped": "yellow", "failed": "bold red"}.get(status, "")
+    return f"[{style}]{status}[/]"
+
+
+def _cv(record: dict[str, Any]) -> str:
+    cv = record.get("time_cv")
+    text = "-" if cv is None else f"{100 * cv:.1f}%"
+    return f"[yellow]{text}![/]" if record.get("unstable") and record["status"] == "ok" else text
+
+
+def _check(record: dict[str, Any]) -> str:
+    passed = record.get("check_passed")
+    return "-" if passed is None else ("[green]pass[/]" if passed else "[bold red]FAIL[/]")
+
+
+def results_table(records: Iterable[dict[str, Any]], title: str | None = None) -> Table:
+    """One row per record: what ran, how long it took, what that means against the peak."""
+    table = Table(title=title, title_justify="left", header_style="bold")
+    for name, justify in (
+        ("workload", "left"),
+        ("config", "left"),
+        ("status", "left"),
+        ("median", "right"),
+        ("CV", "right"),
+        ("n", "right"),
+        ("TFLOP/s", "right"),
+        ("GB/s", "right"),
+        ("% peak", "right"),
+        ("check", "left"),
+    ):
+        table.add_column(name, justify=justify, no_wrap=True)  # type: ignore[arg-type]
+    for r in records:
+        table.add_row(
+            r["workload"],
+            r.get("label", ""),
+            _status(r),
+            fmt_time(r.get("time_median_s")),
+            _cv(r),
+            fmt_num(r.get("n_samples"), 6),
+            fmt_num(r.get("tflops")),
+            fmt_num(r.get("gb_per_s")),
+            fmt_frac(r),
+            _check(r),
+        )
+    return table
+
+
+def notes(records: Iterable[dict[str, Any]]) -> list[str]:
+    """Lines to print under the table: why records were skipped or failed, what '!' means."""
+    records = list(records)
+    lines = [f"{r['status']}: {r['workload']} {r.get('label', '')}: {r['reason']}" for r in records if r.get("reason")]
+    if any(r.get("unstable") and r["status"] == "ok" for r in records):
+        lines.append("! CV above the suite's threshold: the median is not trustworthy; rerun on a quiet machine")
+    if any(r["status"] == "ok" and fmt_frac(r) == "n/a" for r in records):
+        lines.append("% peak n/a: the device has no vendor peak in the catalog (always so on a CPU)")
+    return lines

@@ -1,0 +1,137 @@
+"""The timer: time-based warm-up, then per-call samples synchronised at both edges.
+
+On a GPU each call sits between two CUDA events on the stream, the L2 cache is overwritten
+before every call (outside the events), and the host syncs once per chunk of calls so that its
+own latency never lands inside a sample. On the CPU each call is bracketed by perf_counter.
+Sampling stops once the samples add up to `min_time_s` and there are at least `min_reps` of
+them, or at `max_reps`, or when `max_time_s` of wall time has passed.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from bench.device import Device
+from bench.stats import DEFAULT_CV_THRESHOLD, Summary, is_unstable, summarize
+
+# A chunk of GPU calls aims at this much device time between host syncs.
+_CHUNK_TARGET_S = 0.05
+_MAX_CHUNK = 1000
+
+
+class TimerConfig(BaseModel):
+    """How long to warm up and how much to sample; suites set these per suite."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    warmup_s: float = Field(0.5, ge=0, description="warm up for at least this long (wall time)")
+    min_time_s: float = Field(1.0, ge=0, description="sample until the samples add up to this")
+    min_reps: int = Field(10, ge=1, description="and until there are at least this many samples")
+    max_reps: int = Field(10_000, ge=1, description="stop at this many samples")
+    max_time_s: float = Field(30.0, gt=0, description="stop sampling after this much wall time")
+    cv_threshold: float = Field(DEFAULT_CV_THRESHOLD, gt=0, description="flag CV above this")
+    flush_l2: bool = Field(True, description="overwrite the GPU L2 cache before each timed call")
+
+    @model_validator(mode="after")
+    def _reps_ordered(self) -> TimerConfig:
+        if self.min_reps > self.max_reps:
+            raise ValueError(f"min_reps ({self.min_reps}) exceeds max_reps ({self.max_reps})")
+        return self
+
+
+@dataclass
+class Timing:
+    """Every sample kept, its summary, and what happened before the timed window."""
+
+    samples_s: list[float]
+    summary: Summary
+    unstable: bool
+    first_call_s: float
+    warmup_s: float
+    warmup_reps: int
+    sampling_wall_s: float
+    timer: str
+    l2_flushed: bool
+
+
+def _chunk_cuda(fn: Callable[[], object], device: Device, reps: int, flush: bool) -> list[float]:
+    starts = [torch.cuda.Event(enable_timing=True) for _ in range(reps)]
+    ends = [torch.cuda.Event(enable_timing=True) for _ in range(reps)]
+    for start, end in zip(starts, ends, strict=True):
+        if flush:
+            device.flush_l2()  # queued ahead of the call, so the GPU stays busy while we launch
+        start.record()
+        fn()
+        end.record()
+    device.synchronize()
+    return [s.elapsed_time(e) / 1e3 for s, e in zip(starts, ends, strict=True)]
+
+
+def _chunk_host(fn: Callable[[], object], device: Device, reps: int, flush: bool) -> list[float]:
+    samples = []
+    for _ in range(reps):
+        if flush:
+            device.flush_l2()
+        device.synchronize()
+        t0 = time.perf_counter()
+        fn()
+        device.synchronize()
+        samples.append(time.perf_counter() - t0)
+    return samples
+
+
+def measure(fn: Callable[[], object], device: Device, cfg: TimerConfig) -> Timing:
+    """Time `fn` on `device` under `cfg`; returns all samples and their summary."""
+    on_gpu = device.kind == "cuda"
+    flush = cfg.flush_l2 and device.l2_flush
+    chunk = _chunk_cuda if on_gpu else _chunk_host
+
+    device.synchronize()
+    t0 = time.perf_counter()
+    fn()  # the first call pays for lazy init and autotuning; reported on its own
+    device.synchronize()
+    first_call_s = time.perf_counter() - t0
+
+    warm_reps, warm_start = 0, time.perf_counter()
+    while time.perf_counter() - warm_start < cfg.warmup_s:
+        if flush:
+            device.flush_l2()
+        fn()
+        device.synchronize()
+        warm_reps += 1
+    warmup_s = time.perf_counter() - warm_start
+    per_call_s = warmup_s / warm_reps if warm_reps else first_call_s
+
+    samples: list[float] = []
+    sample_start = time.perf_counter()
+    while True:
+        total = math.fsum(samples)
+        if len(samples) >= cfg.max_reps:
+            break
+        if len(samples) >= cfg.min_reps and total >= cfg.min_time_s:
+            break
+        if samples and time.perf_counter() - sample_start >= cfg.max_time_s:
+            break
+        want = 1  # on the host each call is its own chunk, so max_time_s is honoured
+        if on_gpu:
+            want = max(cfg.min_reps - len(samples), int(_CHUNK_TARGET_S / max(per_call_s, 1e-9)))
+            want = max(1, min(want, _MAX_CHUNK, cfg.max_reps - len(samples)))
+        samples.extend(chunk(fn, device, want, flush))
+    summary = summarize(samples)
+    return Timing(
+        samples_s=samples,
+        summary=summary,
+        unstable=is_unstable(summary, cfg.cv_threshold),
+        first_call_s=first_call_s,
+        warmup_s=warmup_s,
+        warmup_reps=warm_reps,
+        sampling_wall_s=time.perf_counter() - sample_start,
+        timer="cuda_event" if on_gpu else "perf_counter",
+        l2_flushed=flush,
+    )

@@ -1,0 +1,169 @@
+"""The command line as a user runs it: bad input, a real smoke run, a crash and a Ctrl-C."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from bench.cli import app
+from bench.results import load
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(app, list(args))
+
+
+@pytest.mark.parametrize(
+    ("args", "expect"),
+    [
+        (["run", "--suite", "nosuch"], "unknown suite 'nosuch'"),
+        (["run", "--workload", "nope"], "unknown workload 'nope'"),
+        (["run", "--workload", "gemm:m=-3"], "gemm: m: Input should be greater than 0"),
+        (["run", "--workload", "gemm:dtype=int3"], "gemm: dtype"),
+        (["run", "--workload", "gemm:m"], "expected key=value"),
+        (["run", "--device", "tpu"], "unknown device 'tpu'"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2_and_runs_nothing(tmp_path, args, expect):
+    result = invoke(*args, "--out", str(tmp_path))
+    assert result.exit_code == 2, result.output
+    lines = [ln for ln in result.output.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("tokenbench: error: ") and expect in lines[0]
+    assert list(tmp_path.iterdir()) == []  # nothing run, nothing written
+
+
+def test_malformed_suite_file(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[[bench]]\nworkload = 'gemm'\nparams = { m = 'big' }\n")
+    result = invoke("run", "--suite", str(bad), "--out", str(tmp_path / "out"))
+    assert result.exit_code == 2 and "bench[0] (gemm): gemm: m:" in result.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_list_shows_workloads_and_suites():
+    result = invoke("list")
+    assert result.exit_code == 0
+    for word in ("gemm", "copy", "attention", "smoke", "node", "dtype='bf16'"):
+        assert word in result.output
+
+
+def test_env_json():
+    result = invoke("env", "--json", "--device", "cpu")
+    assert result.exit_code == 0
+    info = json.loads(result.output)
+    assert info["device_kind"] == "cpu" and "torch_version" in info
+
+
+def test_run_writes_records_header_and_table(tmp_path):
+    result = invoke(
+        "run",
+        "--workload",
+        "gemm:m=64,n=64,k=64,dtype=fp32",
+        "--workload",
+        "gemm:dtype=tf32,m=16",
+        "--out",
+        str(tmp_path),
+        "--no-progress",
+        "--seed",
+        "7",
+        "--device",
+        "cpu",
+    )
+    assert result.exit_code == 0, result.output
+    assert "64x64x64 fp32" in result.output and "skipped: gemm 16x4096x4096 tf32" in result.output
+    (header_path,) = tmp_path.glob("*.json")
+    header = json.loads(header_path.read_text())
+    assert header["state"] == "complete" and header["complete"] and header["seed"] == 7
+    assert header["n_ok"] == 1 and header["n_skipped"] == 1 and header["suite"] == "smoke"
+    assert header["environment"]["device_kind"] == "cpu"
+    df = load(tmp_path)
+    assert list(df["status"]) == ["ok", "skipped"] and df["run_complete"].all()
+
+
+def test_failed_record_gives_exit_1(tmp_path, register):
+    from tests.fakes import Fake
+
+    register(Fake())
+    result = invoke(
+        "run", "-w", "fake:mode=wrong", "-w", "fake", "--out", str(tmp_path), "--no-progress", "--device", "cpu"
+    )
+    assert result.exit_code == 1
+    assert list(load(tmp_path)["status"]) == ["failed", "ok"]
+
+
+# --- crash safety, through a real process ------------------------------------------------------
+
+DRIVER = """
+import sys
+import workloads
+from tests.fakes import Fake
+workloads.REGISTRY["fake"] = Fake()
+from bench.cli import main
+sys.argv = ["tokenbench", *sys.argv[1:]]
+main()
+"""
+
+
+def spawn(tmp_path: Path, *args: str) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            DRIVER,
+            "run",
+            "--out",
+            str(tmp_path / "out"),
+            "--no-progress",
+            "--device",
+            "cpu",
+            *args,
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+@pytest.mark.slow
+def test_crash_mid_suite_keeps_earlier_records(tmp_path):
+    proc = spawn(tmp_path, "-w", "fake", "-w", "fake:work=7", "-w", "fake:mode=kill", "-w", "fake")
+    proc.communicate(timeout=120)
+    assert proc.returncode == -signal.SIGKILL
+    df = load(tmp_path / "out")
+    assert list(df["seq"]) == [0, 1] and list(df["status"]) == ["ok", "ok"]
+    assert list(df["run_state"]) == ["running", "running"] and not df["run_complete"].any()
+
+
+@pytest.mark.slow
+def test_ctrl_c_keeps_records_and_marks_the_run_interrupted(tmp_path):
+    proc = spawn(tmp_path, "-w", "fake", *(["-w", "fake:mode=sleep"] * 200))
+    records = tmp_path / "out"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # wait until some records are on disk, then interrupt
+        files = list(records.glob("*.jsonl")) if records.exists() else []
+        if files and len(files[0].read_text().splitlines()) >= 2:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    output, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 130, output
+    assert "interrupted:" in output and "finished record(s) kept" in output
+    (header,) = records.glob("*.json")
+    meta = json.loads(header.read_text())
+    assert meta["state"] == "interrupted" and meta["complete"] is False
+    df = load(records)
+    assert 2 <= len(df) < 201 and (df["status"] == "ok").all()
+    assert meta["n_records"] == len(df)

@@ -1,0 +1,107 @@
+"""The runner: one record per entry, the right status for each failure, numbers that add up."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from bench.results import FIELDS, RunWriter
+from bench.runner import Runner, one_line, peak_fields, rates
+from bench.suites import Entry
+from bench.timing import TimerConfig
+from tests.fakes import Fake
+from workloads import get
+from workloads.base import Counts
+
+FAST = TimerConfig(warmup_s=0.0, min_time_s=0.0, min_reps=3, max_reps=3)
+
+
+def entry(wid: str, **raw) -> Entry:
+    w = Fake() if wid == "fake" else get(wid)
+    return Entry(w, w.parse(raw), FAST)
+
+
+@pytest.fixture
+def runner(cpu, tmp_path):
+    writer = RunWriter(tmp_path, "r1", {})
+    return Runner(cpu, writer, {"hostname": "h", "torch_version": torch.__version__}, seed=5)
+
+
+def on_disk(runner) -> list[dict]:
+    return [json.loads(line) for line in runner.writer.records_path.read_text().splitlines()]
+
+
+def test_rates_hand_computed():
+    r = rates(Counts(flops=2e12, bytes=1e9, tokens=100), median_s=0.5)
+    assert r == {"tflops": 4.0, "gb_per_s": 2.0, "tokens_per_s": 200.0}
+    assert rates(Counts(), 0.5) == {"tflops": None, "gb_per_s": None, "tokens_per_s": None}
+
+
+def test_peak_fractions_hand_computed():
+    # H100 SXM: 989 TFLOP/s dense bf16 and 3350 GB/s (REFERENCE.md, NVIDIA datasheet)
+    f = peak_fields("NVIDIA H100 80GB HBM3", "bf16", tflops=494.5, gb_per_s=1675.0)
+    assert f["peak_gpu_id"] == "H100-SXM"
+    assert f["frac_peak_flops"] == pytest.approx(0.5) and f["frac_peak_bw"] == pytest.approx(0.5)
+    assert "datasheet" in f["peak_source"].lower() and f["peak_reason"] is None
+
+
+def test_peak_unknown_is_null_with_a_reason():
+    f = peak_fields("Intel(R) Xeon(R) Processor", "fp32", tflops=0.2, gb_per_s=3.0)
+    assert f["frac_peak_flops"] is None and f["frac_peak_bw"] is None
+    assert "no catalog entry" in f["peak_reason"]
+    a100 = peak_fields("NVIDIA A100-SXM4-80GB", "fp8", tflops=100.0, gb_per_s=None)
+    assert a100["frac_peak_flops"] is None and "no fp8 peak" in a100["peak_reason"]
+
+
+def test_ok_record_is_complete_and_consistent(runner):
+    (rec,) = runner.run([entry("gemm", m=32, n=48, k=64, dtype="fp32")])
+    assert rec["status"] == "ok" and rec["reason"] is None and rec["check_passed"] is True
+    assert rec["n_samples"] == len(rec["samples_s"]) == 3
+    assert rec["tflops"] == pytest.approx(2 * 32 * 48 * 64 / rec["time_median_s"] / 1e12)
+    assert rec["gb_per_s"] == pytest.approx(rec["bytes"] / rec["time_median_s"] / 1e9)
+    assert rec["time_p5_s"] <= rec["time_median_s"] <= rec["time_p95_s"]
+    assert rec["param_m"] == 32 and rec["param_dtype"] == "fp32" and rec["label"] == "32x48x64 fp32"
+    assert rec["frac_peak_flops"] is None and rec["peak_reason"]
+    assert rec["started_at"] <= rec["finished_at"] and rec["finished_at"].endswith("Z")
+    # the schema: every field is documented (param_* by prefix) and the disk copy matches
+    assert all(k in FIELDS or k.startswith("param_") for k in rec)
+    assert on_disk(runner) == [rec]
+
+
+def test_unsupported_dtype_is_skipped_without_running(runner):
+    (rec,) = runner.run([entry("gemm", m=8, n=8, k=8, dtype="tf32")])
+    assert rec["status"] == "skipped" and "tensor-core" in rec["reason"]
+    assert "time_median_s" not in rec and rec["flops"] == 1024.0
+
+
+def test_too_big_is_skipped_with_need_and_free(runner):
+    (rec,) = runner.run([entry("copy", size_mib=2**30)])  # 1 PiB
+    assert rec["status"] == "skipped"
+    assert "needs about 2097152.00 GiB" in rec["reason"] and "free on cpu" in rec["reason"]
+
+
+def test_failures_are_records_and_the_suite_goes_on(runner):
+    recs = runner.run(
+        [entry("fake", mode="raise"), entry("fake", mode="oom"), entry("fake", mode="wrong"), entry("fake", mode="ok")]
+    )
+    assert [r["status"] for r in recs] == ["failed", "failed", "failed", "ok"]
+    assert recs[0]["reason"] == "RuntimeError: boom"  # one line, the traceback tail dropped
+    assert recs[1]["reason"].startswith("out of memory: OutOfMemoryError: CUDA out of memory")
+    assert recs[2]["reason"].startswith("output check failed: error 1 > tolerance 0.5")
+    assert recs[2]["n_samples"] == 3  # a wrong answer keeps its timing: it is a FAIL, not a gap
+    assert [r["seq"] for r in on_disk(runner)] == [0, 1, 2, 3]
+    assert runner.writer.counts == {"ok": 1, "skipped": 0, "failed": 3}
+
+
+def test_tokens_per_s(runner):
+    (rec,) = runner.run([entry("fake", work=500)])
+    assert rec["tokens"] == 500
+    assert rec["tokens_per_s"] == pytest.approx(500 / rec["time_median_s"])
+    assert rec["workload_version"] == 3 and rec["family"] == "test"
+
+
+def test_one_line():
+    assert one_line(ValueError("a\nb")) == "ValueError: a"
+    assert one_line(KeyError()) == "KeyError"

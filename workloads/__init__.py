@@ -1,0 +1,26 @@
+"""The standardised workloads, by stable id. One workload per module."""
+
+from __future__ import annotations
+
+from workloads.attention import Attention
+from workloads.base import ParamsError, Workload
+from workloads.copy import Copy
+from workloads.gemm import Gemm
+
+REGISTRY: dict[str, Workload] = {w.id: w for w in (Gemm(), Copy(), Attention())}
+
+
+class UnknownWorkload(KeyError):
+    def __str__(self) -> str:
+        return f"unknown workload {self.args[0]!r}: known are {', '.join(sorted(REGISTRY))}"
+
+
+def get(workload_id: str) -> Workload:
+    """The workload with this id; UnknownWorkload (one line) otherwise."""
+    try:
+        return REGISTRY[workload_id]
+    except KeyError:
+        raise UnknownWorkload(workload_id) from None
+
+
+__all__ = ["REGISTRY", "ParamsError", "UnknownWorkload", "Workload", "get"]

@@ -1,0 +1,144 @@
+"""What every workload provides: an id, a version, typed parameters, work counts, a case.
+
+A workload file declares its `Params` (a pydantic model, validated before anything runs), the
+analytic work of one call (`counts`), the memory it needs (`memory_bytes`, so a shape that will
+not fit is skipped, not crashed), and `prepare`, a context manager yielding a `Case` whose
+`run()` is the timed call and whose `check()` verifies the output on fresh random inputs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal, Protocol
+
+import torch
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from bench.device import DTYPES, Device
+
+Dtype = Literal["fp32", "tf32", "fp16", "bf16", "fp8"]
+FloatDtype = Literal["fp32", "fp16", "bf16"]
+
+
+class ParamsError(ValueError):
+    """Invalid workload parameters; the message is one line naming the field."""
+
+
+class Params(BaseModel):
+    """Base of every workload's parameters: unknown keys are errors, values are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass(frozen=True)
+class Counts:
+    """Analytic work of one timed call. None where a count does not apply."""
+
+    flops: float | None = None
+    bytes: float | None = None  # bytes that must move to/from device memory (minimum traffic)
+    tokens: int | None = None
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """Output check: the normalised error against a reference and the tolerance it must meet."""
+
+    passed: bool
+    error: float
+    tolerance: float
+    detail: str = ""
+
+
+class Case(Protocol):
+    def run(self) -> object:
+        """The timed call. Must not synchronise or allocate more than it has to."""
+
+    def check(self) -> CheckResult:
+        """Run once on fresh random inputs and compare with a higher-precision reference."""
+
+
+def element_size(dtype: str) -> int:
+    """Bytes per element of a dtype name (tf32 is stored as fp32)."""
+    torch_dtype = DTYPES[dtype]
+    if torch_dtype is None:  # an old torch without fp8 types
+        return 1
+    return torch.empty((), dtype=torch_dtype).element_size()
+
+
+def normalised_max_error(out: torch.Tensor, ref: torch.Tensor) -> float:
+    """max |out - ref| / rms(ref): an error scale that does not grow with the reduction size.
+
+    Non-finite output gives +inf, so a NaN can never pass a check.
+    """
+    diff = (out.to(ref.dtype) - ref).abs()
+    if not torch.isfinite(diff).all():
+        return float("inf")
+    rms = ref.pow(2).mean().sqrt().item()
+    return diff.max().item() / rms if rms > 0 else float("inf")
+
+
+def random_normal(shape: tuple[int, ...], dtype: str, device: Device, generator: torch.Generator) -> torch.Tensor:
+    """Standard normal values rounded to `dtype` (never zeros: a check must see real data)."""
+    x = torch.randn(shape, dtype=torch.float32, device=device.torch_device, generator=generator)
+    target = DTYPES[dtype]
+    return x.to(target) if target is not None and target != torch.float32 else x
+
+
+class Workload(ABC):
+    """A standardised benchmark. Bump `version` whenever what it measures changes."""
+
+    id: ClassVar[str]
+    version: ClassVar[int]
+    family: ClassVar[str]
+    description: ClassVar[str]
+    Params: ClassVar[type[Params]]
+
+    def parse(self, raw: dict[str, Any]) -> Params:
+        """Validate raw parameters; ParamsError with one line naming the bad field."""
+        try:
+            return self.Params(**raw)
+        except ValidationError as e:
+            first = e.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "params"
+            value = f" (got {first['input']!r})" if "input" in first and first["loc"] else ""
+            more = f" (+{e.error_count() - 1} more)" if e.error_count() > 1 else ""
+            raise ParamsError(f"{self.id}: {where}: {first['msg']}{value}{more}") from None
+
+    def label(self, p: Params) -> str:
+        """A short human-readable name for one configuration."""
+        return " ".join(f"{k}={v}" for k, v in p.model_dump().items())
+
+    def peak_dtype(self, p: Params) -> str | None:
+        """Which dtype's peak FLOP/s this configuration should be held against."""
+        return getattr(p, "dtype", None)
+
+    def unsupported_reason(self, p: Params, device: Device) -> str | None:
+        """None when this configuration can run on `device`, else why not."""
+        dtype = getattr(p, "dtype", None)
+        return device.unsupported_dtype_reason(dtype) if dtype else None
+
+    @abstractmethod
+    def counts(self, p: Params) -> Counts:
+        """FLOPs, bytes and tokens of one timed call."""
+
+    @abstractmethod
+    def memory_bytes(self, p: Params) -> int:
+        """Peak device memory the case needs, the check included."""
+
+    @abstractmethod
+    def prepare(self, p: Params, device: Device, seed: int) -> contextlib.AbstractContextManager[Case]:
+        """Allocate inputs and yield a Case; release everything on exit."""
+
+
+@contextlib.contextmanager
+def float32_matmul_precision(dtype: str) -> Iterator[None]:
+    """TF32 tensor-core math for 'tf32', full IEEE fp32 for everything else; restored after."""
+    before = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision("high" if dtype == "tf32" else "highest")
+    try:
+        yield
+    finally:
+        torch.set_float32_matmul_precision(before)
