@@ -39,15 +39,15 @@ def init_error() -> str | None:
     return None
 
 
-def _call(fn: Callable[..., Any], *args: Any) -> tuple[Any, str | None]:
-    """Run one NVML query: (value, None) or (None, reason)."""
+def _call(fn: Callable[..., Any], *args: Any, what: str | None = None) -> tuple[Any, str | None]:
+    """Run one NVML query: (value, None) or (None, reason naming `what` was asked)."""
     err = init_error()
     if err:
         return None, err
     try:
         return _text(fn(*args)), None
     except pynvml.NVMLError as e:
-        return None, f"{getattr(fn, '__name__', 'nvml')}: {e}"
+        return None, f"{what or getattr(fn, '__name__', 'nvml')}: {e}"
 
 
 def gpu_names() -> list[str]:
@@ -104,7 +104,7 @@ def card_state(handle: Any) -> dict[str, Any]:
     out: dict[str, Any] = {}
     missing: dict[str, str] = {}
     for key, query in queries.items():
-        value, err = _call(query)
+        value, err = _call(query, what=key)
         out[key] = value
         if err:
             missing[key] = err

@@ -1,0 +1,106 @@
+"""GPU tests: run with `pytest -m gpu` on a machine with a CUDA GPU (deselected by default).
+
+They assert invariants that hold on any correct GPU run: outputs check, fractions of peak stay
+at or under 1 (more would mean a wrong peak or a timer that under-reports), the card's identity
+is captured. Speed targets live in tests/benchmarks/, which print figures instead of failing.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import workloads
+from bench import env
+from bench.device import CudaDevice, detect
+from bench.results import RunWriter
+from bench.runner import Runner
+from bench.suites import Entry
+from bench.timing import TimerConfig, measure
+
+pytestmark = [
+    pytest.mark.gpu,
+    pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU"),
+]
+
+QUICK = TimerConfig(warmup_s=0.2, min_time_s=0.3, min_reps=10)
+
+
+@pytest.fixture(scope="module")
+def gpu() -> CudaDevice:
+    dev = detect("cuda")
+    assert isinstance(dev, CudaDevice)
+    return dev
+
+
+def run(gpu, tmp_path, wid: str, **raw) -> dict:
+    w = workloads.get(wid)
+    info = env.capture(gpu)
+    runner = Runner(gpu, RunWriter(tmp_path, "gpu", {}), info, seed=0)
+    return runner.run_entry(0, Entry(w, w.parse(raw), QUICK))
+
+
+def test_detect_and_env(gpu):
+    info = env.capture(gpu)
+    assert info["device_kind"] == "cuda" and info["gpu_uuid"] and info["gpu_sm_count"] > 0
+    assert gpu.l2_cache_bytes > 0 and gpu.l2_flush
+    assert gpu.mem_total_bytes() >= gpu.mem_free_bytes() > 0
+
+
+@pytest.mark.parametrize("dtype", ["fp32", "tf32", "fp16", "bf16", "fp8"])
+def test_gemm_checks_and_stays_under_peak(gpu, tmp_path, dtype):
+    rec = run(gpu, tmp_path, "gemm", m=4096, n=4096, k=4096, dtype=dtype)
+    if gpu.unsupported_dtype_reason(dtype):
+        assert rec["status"] == "skipped"
+        return
+    assert rec["status"] == "ok", rec["reason"]
+    assert rec["timer"] == "cuda_event" and rec["l2_flushed"] and rec["mem_alloc_peak_bytes"] > 0
+    if rec["frac_peak_flops"] is not None:
+        assert 0 < rec["frac_peak_flops"] <= 1.0
+
+
+def test_copy_stays_under_peak_bandwidth(gpu, tmp_path):
+    rec = run(gpu, tmp_path, "copy", size_mib=1024)
+    assert rec["status"] == "ok" and rec["check_passed"]
+    if rec["frac_peak_bw"] is not None:
+        assert 0 < rec["frac_peak_bw"] <= 1.0
+
+
+@pytest.mark.parametrize("kv_heads", [32, 8])
+def test_attention_checks(gpu, tmp_path, kv_heads):
+    rec = run(gpu, tmp_path, "attention", batch=2, heads=32, kv_heads=kv_heads, seq_len=2048, dtype="bf16")
+    assert rec["status"] == "ok", rec["reason"]
+    if rec["frac_peak_flops"] is not None:
+        assert 0 < rec["frac_peak_flops"] <= 1.0
+
+
+def test_event_timer_matches_a_host_clock_for_a_long_kernel(gpu):
+    """For a kernel of ~100 ms, event time and synced host time agree to a few percent."""
+    a = torch.randn(8192, 8192, device=gpu.torch_device)
+    with workloads.base.float32_matmul_precision("fp32"):
+        t = measure(lambda: a @ a, gpu, TimerConfig(warmup_s=0.1, min_time_s=0.5, min_reps=3, flush_l2=False))
+        host = measure(lambda: a @ a, _HostTimed(gpu), TimerConfig(warmup_s=0.0, min_time_s=0.5, min_reps=3))
+    assert t.summary.median == pytest.approx(host.summary.median, rel=0.1)
+
+
+class _HostTimed:
+    """The same GPU seen through the host clock: kind 'cpu' makes measure() use perf_counter."""
+
+    kind = "cpu"
+    l2_flush = False
+
+    def __init__(self, dev: CudaDevice):
+        self._dev = dev
+
+    def synchronize(self) -> None:
+        self._dev.synchronize()
+
+    def flush_l2(self) -> None:
+        pass
+
+
+def test_out_of_memory_is_a_record_not_a_crash(gpu, tmp_path):
+    total = gpu.mem_total_bytes()
+    side = int((total / 2 / 4) ** 0.5) + 1024  # A and B alone exceed the card: the fit check skips it
+    rec = run(gpu, tmp_path, "gemm", m=side, n=side, k=side, dtype="fp32")
+    assert rec["status"] == "skipped" and "needs about" in rec["reason"]
