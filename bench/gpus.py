@@ -16,6 +16,8 @@ from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, ValidationError, field_validator
 
+from bench.errors import first_error
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - Python 3.10
@@ -77,13 +79,6 @@ def _where(entry: Any, index: int) -> str:
     return f"gpu[{index}] ({entry_id})" if isinstance(entry_id, str) else f"gpu[{index}]"
 
 
-def _first_error(e: ValidationError) -> str:
-    err = e.errors()[0]
-    loc = ".".join(str(p) for p in err["loc"] if p != "[key]") or "entry"
-    more = f" (+{e.error_count() - 1} more)" if e.error_count() > 1 else ""
-    return f"{loc}: {err['msg']}{more}"
-
-
 def _parse(text: str, label: str) -> list[GpuSpec]:
     def fail(msg: str) -> CatalogError:
         return CatalogError(" ".join(f"{label}: {msg}".split()))  # always one line
@@ -106,7 +101,7 @@ def _parse(text: str, label: str) -> list[GpuSpec]:
         try:
             spec = GpuSpec.model_validate(entry)
         except ValidationError as e:
-            raise fail(f"{_where(entry, i)}: {_first_error(e)}") from None
+            raise fail(f"{_where(entry, i)}: {first_error(e, 'entry')}") from None
         if spec.id in seen_ids:
             raise fail(f"{_where(entry, i)}: id: duplicate id (also gpu[{seen_ids[spec.id]}])")
         seen_ids[spec.id] = i

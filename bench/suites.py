@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 import workloads
+from bench.errors import first_error
 from bench.timing import TimerConfig
 from workloads.base import Params, ParamsError, Workload
 
@@ -76,18 +77,11 @@ def builtin_names() -> list[str]:
     return sorted(p.stem for p in builtin_dir().glob("*.toml"))
 
 
-def _one_line(e: ValidationError) -> str:
-    first = e.errors()[0]
-    where = ".".join(str(p) for p in first["loc"]) or "suite"
-    more = f" (+{e.error_count() - 1} more)" if e.error_count() > 1 else ""
-    return f"{where}: {first['msg']}{more}"
-
-
 def _timer(base: dict[str, Any], override: dict[str, Any], where: str) -> TimerConfig:
     try:
         return TimerConfig(**{**base, **override})
     except ValidationError as e:
-        raise SuiteError(f"{where}: timer.{_one_line(e)}") from None
+        raise SuiteError(f"{where}: timer.{first_error(e, 'suite')}") from None
 
 
 def expand(spec: BenchSpec, where: str) -> list[tuple[Workload, Params]]:
@@ -115,7 +109,7 @@ def parse_suite(text: str, name: str, source: str) -> Suite:
     try:
         spec = SuiteFile(**raw)
     except ValidationError as e:
-        raise SuiteError(f"suite {source}: {_one_line(e)}") from None
+        raise SuiteError(f"suite {source}: {first_error(e, 'suite')}") from None
     base_timer = _timer(spec.timer, {}, f"suite {source}")
     entries = []
     for i, bench in enumerate(spec.bench):

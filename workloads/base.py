@@ -18,6 +18,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from bench.device import DTYPES, Device
+from bench.errors import first_error
 
 Dtype = Literal["fp32", "tf32", "fp16", "bf16", "fp8"]
 FloatDtype = Literal["fp32", "fp16", "bf16"]
@@ -101,11 +102,7 @@ class Workload(ABC):
         try:
             return self.Params(**raw)
         except ValidationError as e:
-            first = e.errors()[0]
-            where = ".".join(str(p) for p in first["loc"]) or "params"
-            value = f" (got {first['input']!r})" if "input" in first and first["loc"] else ""
-            more = f" (+{e.error_count() - 1} more)" if e.error_count() > 1 else ""
-            raise ParamsError(f"{self.id}: {where}: {first['msg']}{value}{more}") from None
+            raise ParamsError(f"{self.id}: {first_error(e, 'params', show_input=True)}") from None
 
     def label(self, p: Params) -> str:
         """A short human-readable name for one configuration."""

@@ -1,0 +1,14 @@
+"""Validation errors as the one line a user reads."""
+
+from __future__ import annotations
+
+from pydantic import ValidationError
+
+
+def first_error(e: ValidationError, default_loc: str = "value", show_input: bool = False) -> str:
+    """`field.path: message` of the first error, plus `(+N more)`; never more than one line."""
+    err = e.errors()[0]
+    loc = ".".join(str(p) for p in err["loc"] if p != "[key]")
+    got = f" (got {err['input']!r})" if show_input and loc and "input" in err else ""
+    more = f" (+{e.error_count() - 1} more)" if e.error_count() > 1 else ""
+    return " ".join(f"{loc or default_loc}: {err['msg']}{got}{more}".split())
