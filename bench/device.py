@@ -39,6 +39,7 @@ class Device(ABC):
     torch_device: torch.device
     name: str
     notes: list[str] = field(default_factory=list)
+    l2_cache_bytes: int = 0
 
     kind: str = "abstract"
 
@@ -100,12 +101,14 @@ class CpuDevice(Device):
 class CudaDevice(Device):
     index: int = 0
     capability: tuple[int, int] = (0, 0)
-    l2_cache_bytes: int = 0
     kind: str = "cuda"
     _flush_buf: torch.Tensor | None = field(default=None, repr=False)
 
     @classmethod
     def open(cls, index: int) -> CudaDevice:
+        # Make it the current device: events, SDPA's kernel choice and anything else that reads
+        # "the current stream" must see this GPU, not cuda:0.
+        torch.cuda.set_device(index)
         props = torch.cuda.get_device_properties(index)
         dev = cls(
             torch_device=torch.device("cuda", index),
@@ -114,8 +117,8 @@ class CudaDevice(Device):
             capability=(props.major, props.minor),
             l2_cache_bytes=int(getattr(props, "L2_cache_size", 0) or 0),
         )
-        # Twice the L2 size, overwritten before every timed call, leaves nothing of the
-        # previous call's working set in cache (the approach of triton's do_bench).
+        # Twice the L2 size, overwritten before a timed call, leaves nothing of the previous
+        # call's working set in cache (as triton's do_bench and nvbench do).
         flush_bytes = max(2 * dev.l2_cache_bytes, 64 * 2**20)
         dev._flush_buf = torch.empty(flush_bytes, dtype=torch.uint8, device=dev.torch_device)
         return dev
@@ -147,6 +150,10 @@ class CudaDevice(Device):
     def flush_l2(self) -> None:
         if self._flush_buf is not None:
             self._flush_buf.zero_()
+
+    def stream(self) -> torch.cuda.Stream:
+        """The stream this device's work is queued on (events must be recorded on it)."""
+        return torch.cuda.current_stream(self.torch_device)
 
     def reset_peak_memory(self) -> None:
         torch.cuda.reset_peak_memory_stats(self.torch_device)

@@ -56,6 +56,28 @@ def software() -> dict[str, Any]:
         "driver_version": driver,
         "driver_version_reason": driver_reason,
         "torch_num_threads": torch.get_num_threads(),
+        **numerics_settings(),
+    }
+
+
+# Environment variables that change which kernels run or how they round, recorded as found.
+_NUMERICS_ENV = (
+    "NVIDIA_TF32_OVERRIDE",
+    "TORCH_CUDNN_SDPA_DEPRIORITIZED",
+    "CUBLAS_WORKSPACE_CONFIG",
+    "CUBLASLT_WORKSPACE_SIZE",
+    "OMP_NUM_THREADS",
+)
+
+
+def numerics_settings() -> dict[str, Any]:
+    """torch settings and environment variables that change what a number means."""
+    matmul = torch.backends.cuda.matmul
+    return {
+        "float32_matmul_precision": torch.get_float32_matmul_precision(),
+        "fp16_reduced_precision_reduction": matmul.allow_fp16_reduced_precision_reduction,
+        "bf16_reduced_precision_reduction": matmul.allow_bf16_reduced_precision_reduction,
+        "env_vars": {k: os.environ[k] for k in _NUMERICS_ENV if k in os.environ} or None,
     }
 
 
@@ -82,7 +104,8 @@ def device_info(device: Device) -> dict[str, Any]:
     if not isinstance(device, CudaDevice):
         return info
     props = torch.cuda.get_device_properties(device.index)
-    uuid = str(getattr(props, "uuid", "") or "") or None
+    raw_uuid = str(getattr(props, "uuid", "") or "")  # torch gives it without NVML's "GPU-" prefix
+    uuid = (raw_uuid if raw_uuid.startswith(("GPU-", "MIG-")) else f"GPU-{raw_uuid}") if raw_uuid else None
     info.update(
         {
             "gpu_index": device.index,

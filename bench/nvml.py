@@ -70,10 +70,19 @@ def driver_version() -> tuple[str | None, str | None]:
 
 
 def handle_for_uuid(uuid: str) -> tuple[Any, str | None]:
-    """NVML handle of the GPU with this UUID (torch and NVML index GPUs differently)."""
-    if not uuid.startswith(("GPU-", "MIG-")):
-        uuid = f"GPU-{uuid}"
-    return _call(pynvml.nvmlDeviceGetHandleByUUID, uuid) if pynvml else (None, init_error())
+    """NVML handle of the GPU with this UUID (torch and NVML index GPUs differently).
+
+    Under MIG, CUDA reports the slice's UUID, which NVML knows as "MIG-..." rather than "GPU-...".
+    """
+    if pynvml is None:
+        return None, init_error()
+    bare = uuid.split("-", 1)[1] if uuid.startswith(("GPU-", "MIG-")) else uuid
+    reason = None
+    for prefix in ("GPU-", "MIG-"):
+        handle, reason = _call(pynvml.nvmlDeviceGetHandleByUUID, prefix + bare, what="nvmlDeviceGetHandleByUUID")
+        if handle is not None:
+            return handle, None
+    return None, reason
 
 
 def card_state(handle: Any) -> dict[str, Any]:

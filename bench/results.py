@@ -49,7 +49,8 @@ FIELDS: dict[str, str] = {
     "cuda_version": "CUDA version torch was built with (null on CPU builds)",
     "driver_version": "NVIDIA driver version from NVML (null where NVML is absent)",
     "timer": "cuda_event (events on the stream) | perf_counter (host clock, synced)",
-    "l2_flushed": "true when the GPU L2 cache was overwritten before every timed call",
+    "l2_flushed": "true when the GPU L2 was overwritten before every timed call (only where the working set "
+    "is at most twice the L2 size; larger ones evict themselves)",
     "first_call_s": "time of the first call (lazy init, autotuning), excluded from samples",
     "warmup_s": "wall time spent warming up before sampling",
     "warmup_reps": "calls made during warm-up",
@@ -79,6 +80,7 @@ FIELDS: dict[str, str] = {
     "frac_peak_bw": "gb_per_s / peak_gb_per_s (null when the peak is unknown)",
     "peak_source": "citation of the peak figures",
     "peak_reason": "why the fractions of peak are null",
+    "kernel": "the implementation that ran, where the workload can tell (e.g. sdpa:flash_attention)",
     "check_passed": "true when the output matched the reference within tolerance",
     "check_error": "the check's error measure (see check_detail); null when not finite",
     "check_tolerance": "largest error that passes",

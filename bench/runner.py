@@ -52,7 +52,10 @@ def rates(counts: Counts, median_s: float) -> dict[str, float | None]:
 def peak_fields(device_name: str, dtype: str | None, tflops: float | None, gb_per_s: float | None) -> dict[str, Any]:
     """Fractions of the vendor's dense peak, or nulls with the reason they are unknown."""
     spec = gpus.lookup(device_name)
-    if spec is None:
+    if spec is None or " MIG " in f" {device_name} ":
+        why = f"no catalog entry matches {device_name!r}"
+        if spec is not None:  # a MIG slice has only part of the card's SMs and bandwidth
+            why = f"{device_name!r} is a MIG slice; the catalog holds whole-card peaks only"
         return {
             "peak_gpu_id": None,
             "peak_tflops": None,
@@ -60,7 +63,7 @@ def peak_fields(device_name: str, dtype: str | None, tflops: float | None, gb_pe
             "frac_peak_flops": None,
             "frac_peak_bw": None,
             "peak_source": None,
-            "peak_reason": f"no catalog entry matches {device_name!r}",
+            "peak_reason": why,
         }
     peak_flops = gpus.peak_flops(spec, dtype) if dtype else None
     peak_bw = gpus.peak_bandwidth_bytes_per_s(spec)
@@ -166,8 +169,9 @@ class Runner:
             return
         dev.reset_peak_memory()
         with w.prepare(p, dev, self.seed + record["seq"]) as case:
-            timing = measure(case.run, dev, entry.timer)
+            timing = measure(case.run, dev, entry.timer, working_set_bytes=counts.bytes)
             check = case.check()
+            record["kernel"] = getattr(case, "kernel", None)
         record.update(timing_fields(timing, entry.timer.cv_threshold))
         record.update(rates(counts, timing.summary.median))
         record.update(peak_fields(dev.name, w.peak_dtype(p), record["tflops"], record["gb_per_s"]))

@@ -1,8 +1,9 @@
 """The timer: time-based warm-up, then per-call samples synchronised at both edges.
 
-On a GPU each call sits between two CUDA events on the stream, the L2 cache is overwritten
-before every call (outside the events), and the host syncs once per chunk of calls so that its
-own latency never lands inside a sample. On the CPU each call is bracketed by perf_counter.
+On a GPU each call sits between two CUDA events on the device's stream, the L2 cache is
+overwritten before every call (outside the events) where the working set could fit in it, and
+the host syncs only once per chunk of calls, after queueing a short GPU spin so that its own
+launch latency lands before the first sample rather than inside it. On the CPU each call is bracketed by perf_counter.
 Sampling stops once the samples add up to `min_time_s` and there are at least `min_reps` of
 them, or at `max_reps`, or when `max_time_s` of wall time has passed.
 """
@@ -23,6 +24,11 @@ from bench.stats import DEFAULT_CV_THRESHOLD, Summary, is_unstable, summarize
 # A chunk of GPU calls aims at this much device time between host syncs.
 _CHUNK_TARGET_S = 0.05
 _MAX_CHUNK = 1000
+# About 0.5-1 ms of GPU spinning at 1-2 GHz, queued before each chunk of timed calls.
+_HEAD_START_CYCLES = 1_000_000
+# Flush the L2 only where the working set could live in it (DESIGN: measurement rules); a far
+# larger working set evicts itself, and a flush would only add write-backs to the next call.
+_FLUSH_IF_WORKING_SET_UNDER_L2_TIMES = 2
 
 
 class TimerConfig(BaseModel):
@@ -61,14 +67,19 @@ class Timing:
 
 
 def _chunk_cuda(fn: Callable[[], object], device: Device, reps: int, flush: bool) -> list[float]:
+    stream = device.stream()  # type: ignore[attr-defined]
     starts = [torch.cuda.Event(enable_timing=True) for _ in range(reps)]
     ends = [torch.cuda.Event(enable_timing=True) for _ in range(reps)]
+    if hasattr(torch.cuda, "_sleep"):
+        # After the last chunk's sync the GPU is idle: give it a head start of busy cycles so the
+        # host's launch latency for the first calls is absorbed here, not inside a sample.
+        torch.cuda._sleep(_HEAD_START_CYCLES)
     for start, end in zip(starts, ends, strict=True):
         if flush:
-            device.flush_l2()  # queued ahead of the call, so the GPU stays busy while we launch
-        start.record()
+            device.flush_l2()  # queued ahead of the call and outside its events
+        start.record(stream)
         fn()
-        end.record()
+        end.record(stream)
     device.synchronize()
     return [s.elapsed_time(e) / 1e3 for s, e in zip(starts, ends, strict=True)]
 
@@ -86,10 +97,23 @@ def _chunk_host(fn: Callable[[], object], device: Device, reps: int, flush: bool
     return samples
 
 
-def measure(fn: Callable[[], object], device: Device, cfg: TimerConfig) -> Timing:
-    """Time `fn` on `device` under `cfg`; returns all samples and their summary."""
+def wants_flush(device: Device, cfg: TimerConfig, working_set_bytes: float | None) -> bool:
+    """Flush when asked, possible, and the working set (None: unknown) could sit in the L2."""
+    if not (cfg.flush_l2 and device.l2_flush):
+        return False
+    limit = _FLUSH_IF_WORKING_SET_UNDER_L2_TIMES * device.l2_cache_bytes
+    return working_set_bytes is None or working_set_bytes <= limit
+
+
+def measure(
+    fn: Callable[[], object], device: Device, cfg: TimerConfig, working_set_bytes: float | None = None
+) -> Timing:
+    """Time `fn` on `device` under `cfg`; returns all samples and their summary.
+
+    `working_set_bytes` (the bytes one call touches) decides whether the L2 flush is worth it.
+    """
     on_gpu = device.kind == "cuda"
-    flush = cfg.flush_l2 and device.l2_flush
+    flush = wants_flush(device, cfg, working_set_bytes)
     chunk = _chunk_cuda if on_gpu else _chunk_host
 
     device.synchronize()
@@ -120,8 +144,10 @@ def measure(fn: Callable[[], object], device: Device, cfg: TimerConfig) -> Timin
             break
         want = 1  # on the host each call is its own chunk, so max_time_s is honoured
         if on_gpu:
+            left_s = cfg.max_time_s - (time.perf_counter() - sample_start)
             want = max(cfg.min_reps - len(samples), int(_CHUNK_TARGET_S / max(per_call_s, 1e-9)))
-            want = max(1, min(want, _MAX_CHUNK, cfg.max_reps - len(samples)))
+            want = min(want, _MAX_CHUNK, cfg.max_reps - len(samples), int(left_s / max(per_call_s, 1e-9)))
+            want = max(1, want)
         samples.extend(chunk(fn, device, want, flush))
     summary = summarize(samples)
     return Timing(

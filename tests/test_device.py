@@ -71,3 +71,30 @@ def test_env_capture_cpu(cpu):
     assert info["python_version"].count(".") == 2
     if nvml.init_error():
         assert info["driver_version"] is None and info["driver_version_reason"]
+
+
+def test_nvml_finds_a_mig_slice_by_its_uuid(monkeypatch):
+    # torch gives a bare UUID; NVML knows a whole GPU as GPU-<uuid> and a MIG slice as MIG-<uuid>
+    asked = []
+
+    def by_uuid(uuid):
+        asked.append(uuid)
+        if not uuid.startswith("MIG-"):
+            raise nvml.pynvml.NVMLError(nvml.pynvml.NVML_ERROR_NOT_FOUND)
+        return "handle"
+
+    monkeypatch.setattr(nvml, "init_error", lambda: None)
+    monkeypatch.setattr(nvml.pynvml, "nvmlDeviceGetHandleByUUID", by_uuid)
+    assert nvml.handle_for_uuid("GPU-1234") == ("handle", None)
+    assert asked == ["GPU-1234", "MIG-1234"]
+    monkeypatch.setattr(nvml.pynvml, "nvmlDeviceGetHandleByUUID", lambda u: by_uuid("GPU-" + u))
+    handle, reason = nvml.handle_for_uuid("abcd")
+    assert handle is None and reason.startswith("nvmlDeviceGetHandleByUUID: ")
+
+
+def test_env_records_numerics_settings(cpu, monkeypatch):
+    monkeypatch.setenv("NVIDIA_TF32_OVERRIDE", "0")
+    info = env.capture(cpu)
+    assert info["env_vars"]["NVIDIA_TF32_OVERRIDE"] == "0"
+    assert info["float32_matmul_precision"] in ("highest", "high", "medium")
+    assert isinstance(info["fp16_reduced_precision_reduction"], bool)

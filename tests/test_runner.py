@@ -79,7 +79,7 @@ def test_unsupported_dtype_is_skipped_without_running(runner):
 def test_too_big_is_skipped_with_need_and_free(runner):
     (rec,) = runner.run([entry("copy", size_mib=2**30)])  # 1 PiB
     assert rec["status"] == "skipped"
-    assert "needs about 2097152.00 GiB" in rec["reason"] and "free on cpu" in rec["reason"]
+    assert "needs about 2359296.00 GiB" in rec["reason"] and "free on cpu" in rec["reason"]
 
 
 def test_failures_are_records_and_the_suite_goes_on(runner):
@@ -105,3 +105,18 @@ def test_tokens_per_s(runner):
 def test_one_line():
     assert one_line(ValueError("a\nb")) == "ValueError: a"
     assert one_line(KeyError()) == "KeyError"
+
+
+def test_a_mig_slice_gets_no_whole_card_peak():
+    f = peak_fields("NVIDIA H100 80GB HBM3 MIG 1g.10gb", "bf16", tflops=100.0, gb_per_s=None)
+    assert f["frac_peak_flops"] is None and "MIG slice" in f["peak_reason"]
+
+
+def test_the_kernel_that_ran_is_recorded(runner):
+    recs = runner.run(
+        [
+            entry("attention", batch=1, heads=4, kv_heads=2, seq_len=32, head_dim=16, dtype="fp32"),
+            entry("gemm", m=8, n=8, k=8, dtype="fp32"),
+        ]
+    )
+    assert recs[0]["kernel"].startswith("sdpa:") and recs[1]["kernel"] == "torch.mm"

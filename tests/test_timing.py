@@ -315,3 +315,18 @@ def test_timer_config_accepts_equal_min_and_max_reps_and_is_frozen() -> None:
     assert (cfg.min_reps, cfg.max_reps) == (5, 5)
     with pytest.raises(pydantic.ValidationError):
         cfg.min_reps = 6  # type: ignore[misc]
+
+
+# --- when the L2 flush is worth doing ------------------------------------------------------------
+
+
+def test_flush_only_where_the_working_set_could_fit_in_l2() -> None:
+    from bench.timing import wants_flush
+
+    dev = RecordingDevice(torch_device=torch.device("cpu"), name="rec")
+    dev.l2_cache_bytes = 50 * 2**20  # an H100's 50 MiB
+    on = TimerConfig(flush_l2=True)
+    assert wants_flush(dev, on, working_set_bytes=None)  # unknown: flush, to be safe
+    assert wants_flush(dev, on, working_set_bytes=100 * 2**20)  # 2 x L2: could partly survive
+    assert not wants_flush(dev, on, working_set_bytes=100 * 2**20 + 1)  # evicts itself
+    assert not wants_flush(dev, TimerConfig(flush_l2=False), working_set_bytes=1)

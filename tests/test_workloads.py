@@ -65,11 +65,20 @@ def test_gemm_check_catches_nan(cpu):
     assert not result.passed and result.error == float("inf")
 
 
-def test_gemm_fp8_needs_multiples_of_16(cpu):
+def test_gemm_fp8_needs_n_and_k_multiples_of_16():
+    # torch._scaled_mm needs mat1's trailing dim (k) and both dims of mat2 (k, n) divisible by 16;
+    # m is free (decode-like shapes with m = 8 are legal)
     w = workloads.get("gemm")
-    cuda_like = type("Dev", (), {"unsupported_dtype_reason": staticmethod(lambda d: None)})()
-    assert "divisible by 16" in w.unsupported_reason(w.parse({"m": 24, "n": 32, "k": 32, "dtype": "fp8"}), cuda_like)
-    assert w.unsupported_reason(w.parse({"m": 32, "n": 32, "k": 32, "dtype": "fp8"}), cuda_like) is None
+
+    class CudaLike:
+        def unsupported_dtype_reason(self, dtype):
+            return None
+
+    def reason(m, n, k):
+        return w.unsupported_reason(w.parse({"m": m, "n": n, "k": k, "dtype": "fp8"}), CudaLike())
+
+    assert reason(8, 32, 32) is None
+    assert "n=24" in reason(32, 24, 32) and "k=40" in reason(32, 32, 40)
 
 
 def test_tf32_precision_is_restored(cpu):

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from pydantic import Field, model_validator
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from bench.device import Device
 from workloads.base import (
@@ -33,6 +34,8 @@ from workloads.base import (
 # output is a convex mix of V rows, so |O| <= max|V| ~ 5 rms(V)) plus the rounding of P.
 TOLERANCE = {"fp32": 1e-4, "fp16": 1e-2, "bf16": 4e-2}
 _CHECK_SLICES = 3  # (batch, head) pairs recomputed by the reference: first, middle, last
+_FUSED = [SDPBackend.CUDNN_ATTENTION, SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION]
+_ANY = [*_FUSED, SDPBackend.MATH]
 
 
 class AttentionParams(Params):
@@ -82,6 +85,7 @@ class AttentionCase:
     q: torch.Tensor
     k: torch.Tensor
     v: torch.Tensor
+    kernel: str | None = None
 
     def _sdpa(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         gqa = self.p.n_kv_heads != self.p.heads
@@ -145,5 +149,20 @@ class Attention(Workload):
     @contextlib.contextmanager
     def prepare(self, p: AttentionParams, device: Device, seed: int) -> Iterator[AttentionCase]:
         gen = torch.Generator(device=device.torch_device).manual_seed(seed)
-        with float32_matmul_precision(p.dtype):
-            yield AttentionCase(p, device, gen, *_inputs(p, device, gen))
+        # On a GPU only fused kernels may run: a silent fallback to the math backend would time
+        # something else entirely (and materialise the s x s scores); it fails the record instead.
+        backends = _FUSED if device.kind == "cuda" else _ANY
+        with float32_matmul_precision(p.dtype), sdpa_kernel(backends):
+            case = AttentionCase(p, device, gen, *_inputs(p, device, gen))
+            case.kernel = chosen_backend(case.q, case.k, case.v, p)
+            yield case
+
+
+def chosen_backend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, p: AttentionParams) -> str | None:
+    """The SDPA backend torch picks for these inputs under the active settings, e.g. 'flash_attention'."""
+    try:
+        gqa = p.n_kv_heads != p.heads
+        choice = torch._fused_sdp_choice(q, k, v, is_causal=p.causal, enable_gqa=gqa)
+        return f"sdpa:{SDPBackend(choice).name.lower()}"
+    except (AttributeError, RuntimeError, TypeError, ValueError):
+        return None  # a private helper: its absence must not cost the measurement

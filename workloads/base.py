@@ -9,6 +9,7 @@ not fit is skipped, not crashed), and `prepare`, a context manager yielding a `C
 from __future__ import annotations
 
 import contextlib
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -54,6 +55,8 @@ class CheckResult:
 
 
 class Case(Protocol):
+    kernel: str | None  # the implementation that ran (e.g. the SDPA backend), where known
+
     def run(self) -> object:
         """The timed call. Must not synchronise or allocate more than it has to."""
 
@@ -74,10 +77,10 @@ def normalised_max_error(out: torch.Tensor, ref: torch.Tensor) -> float:
 
     Non-finite output gives +inf, so a NaN can never pass a check.
     """
-    diff = (out.to(ref.dtype) - ref).abs()
+    diff = out.to(ref.dtype).sub_(ref).abs_()  # one temporary: large checks must fit in memory
     if not torch.isfinite(diff).all():
         return float("inf")
-    rms = ref.pow(2).mean().sqrt().item()
+    rms = (torch.linalg.vector_norm(ref) / math.sqrt(ref.numel())).item()
     return diff.max().item() / rms if rms > 0 else float("inf")
 
 

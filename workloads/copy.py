@@ -34,6 +34,7 @@ class CopyCase:
     generator: torch.Generator
     src: torch.Tensor
     dst: torch.Tensor
+    kernel: str | None = "Tensor.copy_"
 
     def run(self) -> torch.Tensor:
         return self.dst.copy_(self.src)
@@ -60,7 +61,7 @@ class Copy(Workload):
         return Counts(bytes=2.0 * n_elements(p) * _ELEM_BYTES)
 
     def memory_bytes(self, p: CopyParams) -> int:
-        return 2 * n_elements(p) * _ELEM_BYTES
+        return 2 * n_elements(p) * _ELEM_BYTES + n_elements(p)  # + the check's boolean mask
 
     @contextlib.contextmanager
     def prepare(self, p: CopyParams, device: Device, seed: int) -> Iterator[CopyCase]:
