@@ -36,6 +36,7 @@ FIELDS: dict[str, str] = {
     "param_*": "one field per workload parameter, e.g. param_m, param_dtype",
     "status": "ok | skipped | failed",
     "reason": "why the record is skipped or failed (null when ok)",
+    "seed": "seed of this measurement's random inputs (the run's seed + seq); rerun with it to repeat them",
     "started_at": "UTC ISO 8601 time the measurement began",
     "finished_at": "UTC ISO 8601 time the record was written",
     "hostname": "machine name",
@@ -139,6 +140,8 @@ class RunWriter:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             json.dump(_finite(self.header), f, indent=2, allow_nan=False, default=str)
             f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())  # on disk before the rename, so a power loss leaves old or new
         os.replace(tmp, self.header_path)  # atomic: a reader never sees half a header
 
     def append(self, record: dict[str, Any]) -> None:

@@ -136,6 +136,7 @@ class Runner:
             **{f"param_{k}": v for k, v in p.model_dump().items()},
             "status": "ok",
             "reason": None,
+            "seed": self.seed + seq,
             "started_at": utc_now(),
             "finished_at": None,
             "hostname": env.get("hostname"),
@@ -168,7 +169,7 @@ class Runner:
             )
             return
         dev.reset_peak_memory()
-        with w.prepare(p, dev, self.seed + record["seq"]) as case:
+        with w.prepare(p, dev, record["seed"]) as case:
             timing = measure(case.run, dev, entry.timer, working_set_bytes=counts.bytes)
             check = case.check()
             record["kernel"] = getattr(case, "kernel", None)

@@ -14,6 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from bench.cli import app
+from bench.device import cpu_device
 from bench.results import load
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -137,9 +138,25 @@ def spawn(tmp_path: Path, *args: str) -> subprocess.Popen:
     )
 
 
+@pytest.fixture
+def spawned():
+    """Start tokenbench in a child process; the child never outlives the test."""
+    children: list[subprocess.Popen] = []
+
+    def start(tmp_path: Path, *args: str) -> subprocess.Popen:
+        children.append(spawn(tmp_path, *args))
+        return children[-1]
+
+    yield start
+    for child in children:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+
+
 @pytest.mark.slow
-def test_crash_mid_suite_keeps_earlier_records(tmp_path):
-    proc = spawn(tmp_path, "-w", "fake", "-w", "fake:work=7", "-w", "fake:mode=kill", "-w", "fake")
+def test_crash_mid_suite_keeps_earlier_records(tmp_path, spawned):
+    proc = spawned(tmp_path, "-w", "fake", "-w", "fake:work=7", "-w", "fake:mode=kill", "-w", "fake")
     proc.communicate(timeout=120)
     assert proc.returncode == -signal.SIGKILL
     df = load(tmp_path / "out")
@@ -148,8 +165,8 @@ def test_crash_mid_suite_keeps_earlier_records(tmp_path):
 
 
 @pytest.mark.slow
-def test_ctrl_c_keeps_records_and_marks_the_run_interrupted(tmp_path):
-    proc = spawn(tmp_path, "-w", "fake", *(["-w", "fake:mode=sleep"] * 200))
+def test_ctrl_c_keeps_records_and_marks_the_run_interrupted(tmp_path, spawned):
+    proc = spawned(tmp_path, "-w", "fake", *(["-w", "fake:mode=sleep"] * 200))
     records = tmp_path / "out"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:  # wait until some records are on disk, then interrupt
@@ -167,3 +184,50 @@ def test_ctrl_c_keeps_records_and_marks_the_run_interrupted(tmp_path):
     df = load(records)
     assert 2 <= len(df) < 201 and (df["status"] == "ok").all()
     assert meta["n_records"] == len(df)
+
+
+def test_unusable_gpu_warning_is_printed(tmp_path, monkeypatch):
+    from bench import cli
+
+    def detect_with_note(requested=None):
+        dev = cpu_device()
+        dev.notes.append("GPU present but unusable: test")
+        return dev
+
+    monkeypatch.setattr(cli, "detect", detect_with_note)
+    result = invoke("run", "-w", "gemm:m=8,n=8,k=8,dtype=fp32", "--out", str(tmp_path), "--no-progress")
+    assert result.exit_code == 0, result.output
+    assert "tokenbench: warning: GPU present but unusable: test" in result.output
+
+
+TINY = (
+    "[timer]\nwarmup_s = 0\nmin_time_s = 0\nmin_reps = 2\nmax_reps = 2\n"
+    '[[bench]]\nworkload = "gemm"\nparams = { m = 8, n = 8, k = 8 }\nsweep = { dtype = ["fp32", "bf16", "tf32"] }\n'
+)
+
+
+def test_header_plans_every_entry(tmp_path):
+    suite = tmp_path / "tiny.toml"
+    suite.write_text(TINY)
+    result = invoke("run", "--suite", str(suite), "--out", str(tmp_path / "o"), "--no-progress", "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    (h,) = (tmp_path / "o").glob("*.json")
+    header = json.loads(h.read_text())
+    assert header["n_planned"] == 3 == header["n_records"] and header["suite"] == "tiny"
+
+
+def test_harness_crash_marks_the_header_crashed(tmp_path, monkeypatch):
+    from bench import cli
+
+    def boom(self, entries):
+        raise RuntimeError("harness bug")
+
+    monkeypatch.setattr(cli.Runner, "run", boom)
+    result = invoke(
+        "run", "-w", "gemm:m=8,n=8,k=8,dtype=fp32", "--out", str(tmp_path), "--no-progress", "--device", "cpu"
+    )
+    assert isinstance(result.exception, RuntimeError)
+    (h,) = tmp_path.glob("*.json")
+    meta = json.loads(h.read_text())
+    assert meta["state"] == "crashed" and meta["complete"] is False
+    assert meta["error"] == "RuntimeError: harness bug"

@@ -10,7 +10,7 @@ import torch
 
 from bench import device as devmod
 from bench import env, nvml
-from bench.device import DeviceError, detect
+from bench.device import CudaDevice, DeviceError, detect
 
 
 def test_cpu_device(cpu):
@@ -98,3 +98,31 @@ def test_env_records_numerics_settings(cpu, monkeypatch):
     assert info["env_vars"]["NVIDIA_TF32_OVERRIDE"] == "0"
     assert info["float32_matmul_precision"] in ("highest", "high", "medium")
     assert isinstance(info["fp16_reduced_precision_reduction"], bool)
+
+
+def test_env_has_every_field_a_record_copies(cpu):
+    from bench import env
+
+    info = env.capture(cpu)
+    for key in ("hostname", "tokenbench_version", "torch_version", "cuda_version", "driver_version"):
+        assert key in info, key
+    assert info["cuda_version"] == torch.version.cuda
+
+
+@pytest.mark.parametrize(
+    ("cc", "dtype", "ok"),
+    [
+        ((7, 0), "fp16", True),
+        ((7, 5), "bf16", False),
+        ((7, 5), "tf32", False),
+        ((8, 0), "bf16", True),
+        ((8, 0), "tf32", True),
+        ((8, 6), "fp8", False),
+        ((8, 9), "fp8", True),
+        ((9, 0), "fp8", True),
+    ],
+)
+def test_cuda_dtype_support_by_compute_capability(cc, dtype, ok):
+    dev = CudaDevice(torch_device=torch.device("cuda", 0), name="Some GPU", capability=cc)  # not opened
+    reason = dev.unsupported_dtype_reason(dtype)
+    assert (reason is None) == ok, reason

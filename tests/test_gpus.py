@@ -300,3 +300,9 @@ def test_specs_are_immutable() -> None:
     spec = load_catalog()[0]
     with pytest.raises(Exception):  # noqa: B017 - pydantic raises its own ValidationError type
         spec.id = "changed"  # type: ignore[misc]
+
+
+def test_a_match_must_not_start_inside_a_longer_word():
+    spec = lookup("NVIDIA H200").model_copy(update={"match": ("H200",)})
+    assert lookup("NVIDIA H200", [spec]) is spec
+    assert lookup("NVIDIA GH200 480GB", [spec]) is None  # "GH200" is a different chip

@@ -300,3 +300,28 @@ def test_every_field_is_documented_in_results_readme() -> None:
     text = README.read_text(encoding="utf-8")
     missing = [key for key in FIELDS if f"`{key}`" not in text]
     assert not missing, f"results/README.md does not document: {missing}"
+
+
+def test_append_fsyncs_each_record_after_flushing(tmp_path, monkeypatch):
+    synced = []
+    real = os.fsync
+
+    def spy(fd):
+        synced.append(os.fstat(fd).st_size)  # bytes already handed to the OS when fsync is called
+        real(fd)
+
+    w = RunWriter(tmp_path, "run-a", {})
+    monkeypatch.setattr(results.os, "fsync", spy)
+    w.append(_record("run-a", 0))
+    w.append(_record("run-a", 1))
+    assert len(synced) == 2 and 0 < synced[0] < synced[1]
+    w.finish("complete", "2024-01-01T00:00:00Z")
+    assert len(synced) == 3 and synced[2] > 0  # the final header too, before its rename
+
+
+@pytest.mark.parametrize("version", [0, "1", 1.5, None])
+def test_load_rejects_any_other_schema_version(tmp_path, version):
+    path = tmp_path / "r.jsonl"
+    path.write_text(json.dumps({**_record("r", 0), "schema_version": version}) + "\n")
+    with pytest.raises(ResultsError, match=r"r\.jsonl:1: unsupported schema_version"):
+        load(path)

@@ -7,8 +7,12 @@ import json
 import pytest
 import torch
 
+import workloads
+from bench import gpus
+from bench.device import CpuDevice
 from bench.results import FIELDS, RunWriter
 from bench.runner import Runner, one_line, peak_fields, rates
+from bench.stats import summarize
 from bench.suites import Entry
 from bench.timing import TimerConfig
 from tests.fakes import Fake
@@ -120,3 +124,71 @@ def test_the_kernel_that_ran_is_recorded(runner):
         ]
     )
     assert recs[0]["kernel"].startswith("sdpa:") and recs[1]["kernel"] == "torch.mm"
+
+
+class _TightCpu(CpuDevice):
+    def mem_free_bytes(self) -> int:
+        return 4000  # Fake(work=N) needs 4N bytes; 90% of 4000 = 3600 = work 900
+
+
+def test_memory_fit_is_90_percent_of_free(tmp_path):
+    dev = _TightCpu(torch_device=torch.device("cpu"), name="tight")
+    r = Runner(dev, RunWriter(tmp_path, "r", {}), {}, seed=0)
+    fits, over = r.run([entry("fake", work=900), entry("fake", work=950)])
+    assert fits["status"] == "ok"
+    assert over["status"] == "skipped" and "fits up to 90% of free" in over["reason"]
+
+
+def test_peak_fields_report_the_catalog_figures():
+    f = peak_fields("NVIDIA H100 80GB HBM3", "bf16", tflops=494.5, gb_per_s=1675.0)
+    assert f["peak_tflops"] == pytest.approx(989.0) and f["peak_gb_per_s"] == pytest.approx(3350.0)
+
+
+def test_runner_holds_each_record_against_its_own_dtype_peak(tmp_path):
+    dev = CpuDevice(torch_device=torch.device("cpu"), name="NVIDIA H100 80GB HBM3")  # a CPU posing as an H100
+    r = Runner(dev, RunWriter(tmp_path, "r", {}), {}, seed=0)
+    gemm, copy = r.run([entry("gemm", m=32, n=32, k=32, dtype="fp32"), entry("copy", size_mib=1)])
+    spec = gpus.lookup(dev.name)
+    assert gemm["peak_tflops"] == pytest.approx(spec.peak_tflops["fp32"])
+    assert gemm["frac_peak_flops"] == pytest.approx(gemm["tflops"] / gemm["peak_tflops"])
+    assert copy["peak_gb_per_s"] == pytest.approx(spec.mem_bandwidth_gbps)
+    assert copy["frac_peak_bw"] == pytest.approx(copy["gb_per_s"] / spec.mem_bandwidth_gbps)
+    assert copy["frac_peak_flops"] is None
+
+
+class _FlushableCpu(CpuDevice):
+    @property
+    def l2_flush(self) -> bool:
+        return True
+
+
+def test_runner_flushes_only_working_sets_that_fit_in_l2(tmp_path):
+    dev = _FlushableCpu(torch_device=torch.device("cpu"), name="cpu", l2_cache_bytes=2**20)
+    r = Runner(dev, RunWriter(tmp_path, "r", {}), {}, seed=0)
+    small, big = r.run([entry("gemm", m=8, n=8, k=8, dtype="fp32"), entry("copy", size_mib=4)])
+    assert small["l2_flushed"] is True  # 768 bytes <= 2 MiB
+    assert big["l2_flushed"] is False  # 8 MiB > 2 x 1 MiB: evicts itself
+
+
+def test_each_entry_gets_run_seed_plus_seq(cpu, tmp_path):
+    seeds = []
+
+    class SeedSpy(Fake):
+        def prepare(self, p, device, seed):
+            seeds.append(seed)
+            return super().prepare(p, device, seed)
+
+    w = SeedSpy()
+    r = Runner(cpu, RunWriter(tmp_path, "r", {}), {}, seed=100)
+    r.run([Entry(w, w.parse({}), FAST)] * 3)
+    assert seeds == [100, 101, 102]
+
+
+def test_record_statistics_are_the_summary_of_its_samples(cpu, tmp_path):
+    r = Runner(cpu, RunWriter(tmp_path, "r", {}), {}, seed=0)
+    cfg = TimerConfig(warmup_s=0.0, min_time_s=0.0, min_reps=20, max_reps=20)
+    w = workloads.get("gemm")
+    (rec,) = r.run([Entry(w, w.parse({"m": 16, "n": 16, "k": 16, "dtype": "fp32"}), cfg)])
+    s = summarize(rec["samples_s"])
+    got = [rec[f"time_{k}_s"] for k in ("median", "mean", "p5", "p95", "min", "max", "stdev")] + [rec["time_cv"]]
+    assert got == [s.median, s.mean, s.p5, s.p95, s.min, s.max, s.stdev, s.cv]

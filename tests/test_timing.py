@@ -330,3 +330,34 @@ def test_flush_only_where_the_working_set_could_fit_in_l2() -> None:
     assert wants_flush(dev, on, working_set_bytes=100 * 2**20)  # 2 x L2: could partly survive
     assert not wants_flush(dev, on, working_set_bytes=100 * 2**20 + 1)  # evicts itself
     assert not wants_flush(dev, TimerConfig(flush_l2=False), working_set_bytes=1)
+
+
+def test_cuda_timer_flushes_outside_events_and_syncs_before_reading_them(monkeypatch):
+    from bench.timing import measure
+    from tests.test_timing import _device, _fast, _recorder
+
+    dev = _device(l2=True)
+    pending = {"events": False}
+
+    class FakeEvent:
+        def __init__(self, enable_timing: bool = False) -> None:
+            pass
+
+        def record(self, stream=None) -> None:
+            pending["events"] = True
+            dev.events.append("event")
+
+        def elapsed_time(self, end) -> float:
+            assert not pending["events"], "event read before the device was synchronised"
+            return 2.0  # ms
+
+    monkeypatch.setattr(torch.cuda, "Event", FakeEvent)
+    monkeypatch.setattr(torch.cuda, "_sleep", lambda cycles: None, raising=False)
+    dev.kind = "cuda"
+    dev.stream = lambda: None
+    dev.on_sync = lambda: pending.update(events=False)
+    t = measure(_recorder(dev), dev, _fast(min_reps=4, max_reps=4, flush_l2=True))
+    assert t.timer == "cuda_event" and t.samples_s == [0.002] * 4
+    sampled = [i for i, e in enumerate(dev.events) if e == "call"][-4:]
+    for i in sampled:
+        assert dev.events[i - 2 : i + 2] == ["flush", "event", "call", "event"]

@@ -7,7 +7,7 @@ import torch
 
 import workloads
 from workloads.attention import attention_pairs, reference
-from workloads.base import ParamsError
+from workloads.base import ParamsError, float32_matmul_precision
 
 
 def counts(wid: str, **raw):
@@ -199,3 +199,55 @@ def test_every_registered_workload_is_complete():
         assert w.id == wid and w.version >= 1 and w.family and w.description
         p = w.Params()  # defaults validate
         assert isinstance(w.label(p), str) and w.memory_bytes(p) > 0
+
+
+@pytest.mark.parametrize("before", ["high", "medium", "highest"])
+def test_precision_context_restores_the_previous_setting_even_on_error(before):
+    old = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision(before)
+    try:
+        with pytest.raises(RuntimeError, match="workload failed"), float32_matmul_precision("fp32"):
+            assert torch.get_float32_matmul_precision() == "highest"
+            raise RuntimeError("workload failed")
+        assert torch.get_float32_matmul_precision() == before
+    finally:
+        torch.set_float32_matmul_precision(old)
+
+
+def test_gemm_fp32_check_catches_reduced_precision(cpu):
+    w = workloads.get("gemm")
+    p = w.parse({"m": 64, "n": 64, "k": 256, "dtype": "fp32"})
+    with w.prepare(p, cpu, seed=1) as case:
+        # TF32 or bf16 math silently used for "fp32": the inputs lose their low mantissa bits
+        case._mm = lambda a, b, out: torch.mm(a.bfloat16().float(), b.bfloat16().float(), out=out)
+        result = case.check()
+    assert not result.passed and result.error > 10 * result.tolerance
+
+
+def test_attention_check_sees_a_wrong_last_head(cpu):
+    w = workloads.get("attention")
+    p = w.parse({"batch": 2, "heads": 4, "kv_heads": 2, "seq_len": 32, "head_dim": 16, "dtype": "fp32"})
+    with w.prepare(p, cpu, seed=3) as case:
+        real = case._sdpa
+
+        def last_head_wrong(q, k, v):
+            out = real(q, k, v).clone()
+            out[-1, -1] = 0.0
+            return out
+
+        case._sdpa = last_head_wrong
+        result = case.check()
+    assert not result.passed
+
+
+def test_memory_estimates_hand_computed():
+    g = workloads.get("gemm")
+    # fp32 m=2 n=3 k=4: timed (8 + 12 + 6) * 4 = 104; check: fresh A, B, C (104) + fp64 A, B,
+    # reference and difference (8 + 12 + 2 * 6) * 8 = 256 + a 6-byte mask = 366; total 470
+    assert g.memory_bytes(g.parse({"m": 2, "n": 3, "k": 4, "dtype": "fp32"})) == 470
+    a = workloads.get("attention")
+    # fp32 b1 h2/1kv s4 d8: Q,K,V,O = 4 * 8 * 6 * 4 = 768 bytes, twice (timed + check) = 1536;
+    # one fp64 reference head: scores, softmax (2 * 8) + mask (1) per pair = 16 * 17 = 272,
+    # plus q, k, v, o rows 4 * 4 * 8 * 8 = 1024; total 2832
+    p = a.parse({"batch": 1, "heads": 2, "kv_heads": 1, "seq_len": 4, "head_dim": 8, "dtype": "fp32"})
+    assert a.memory_bytes(p) == 2832
