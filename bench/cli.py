@@ -19,7 +19,7 @@ from bench.device import Device, DeviceError, detect
 from bench.results import RunWriter, new_run_id
 from bench.runner import Runner
 from bench.suites import Entry, SuiteError, builtin_names, load_suite, select
-from bench.table import notes, results_table
+from bench.table import notes, results_tables
 
 app = typer.Typer(
     add_completion=False,
@@ -127,7 +127,8 @@ def run(
         raise
     writer.finish("complete", envmod.utc_now())
     title = f"tokenbench {suite_name} on {dev.name} ({dev.torch_device}), run {run_id}"
-    out.print(results_table(runner.records, title=title))
+    for table in results_tables(runner.records, title=title):
+        out.print(table)
     for line in notes(runner.records):
         out.print(line, markup=False, highlight=False, soft_wrap=True)
     n_failed = writer.counts["failed"]

@@ -81,6 +81,23 @@ FIELDS: dict[str, str] = {
     "frac_peak_bw": "gb_per_s / peak_gb_per_s (null when the peak is unknown)",
     "peak_source": "citation of the peak figures",
     "peak_reason": "why the fractions of peak are null",
+    "model_preset": "LLM workloads: the model shape (tiny, llama-3.2-1b, llama-3.1-8b, llama-3.1-70b)",
+    "model_layers": "layers that ran (fewer than model_layers_full when the record says so)",
+    "model_layers_full": "layers of the real model the preset is shaped after",
+    "model_params": "parameters of the model as run",
+    "model_matmul_params": "parameters that take part in a matmul per token (all but norms and the input embedding)",
+    "compute_dtype": "dtype the model computed in (bf16 autocast for training on a GPU)",
+    "flops_per_token": "model FLOPs per token (PaLM appendix B; causal attention pairs counted once)",
+    "mfu": "model FLOPs utilisation: flops_per_token x tokens/s / dense peak of compute_dtype (null: peak unknown)",
+    "loss": "train: cross-entropy of the last timed step (the same batch every step, so it falls as it is learnt)",
+    "output_tokens_per_s": "decode: B x new tokens / median end-to-end time of a batch",
+    "per_user_tokens_per_s": "decode: 1 / median TPOT, the interactivity one user sees",
+    "ttft_median_s": "decode: time to first token (prefill and the first greedy choice); also _p90_s, _p99_s",
+    "tpot_median_s": "decode: time per output token after the first, (e2e - TTFT) / (M - 1); also _p90_s, _p99_s",
+    "itl_median_s": "decode: gaps between consecutive tokens, pooled over calls; also _p90_s, _p99_s",
+    "e2e_median_s": "decode: start of a batch to its last token; also _p90_s, _p99_s",
+    "decode_step_bytes": "decode: bytes a step must move: every weight once plus the KV cache at the mean context",
+    "mbu": "decode: model bandwidth utilisation, decode_step_bytes / median TPOT / peak bandwidth (null: unknown)",
     "kernel": "the implementation that ran, where the workload can tell (e.g. sdpa:flash_attention)",
     "check_passed": "true when the output matched the reference within tolerance",
     "check_error": "the check's error measure (see check_detail); null when not finite",
@@ -90,6 +107,13 @@ FIELDS: dict[str, str] = {
     "mem_free_bytes": "device memory free before the measurement",
     "mem_alloc_peak_bytes": "peak bytes held by torch's CUDA allocator during it (null on CPU)",
 }
+
+
+def documented(key: str) -> bool:
+    """True when FIELDS documents `key`: directly, as param_*, or as a _p90_s/_p99_s sibling."""
+    if key in FIELDS or key.startswith("param_"):
+        return True
+    return any(key.endswith(sfx) and key[: -len(sfx)] + "_median_s" in FIELDS for sfx in ("_p90_s", "_p99_s"))
 
 
 class ResultsError(ValueError):

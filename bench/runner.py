@@ -20,7 +20,7 @@ from bench.env import utc_now
 from bench.results import SCHEMA_VERSION, RunWriter
 from bench.suites import Entry
 from bench.timing import Timing, measure
-from workloads.base import CheckResult, Counts
+from workloads.base import CheckResult, Counts, case_extra
 
 # Leave this share of free memory unclaimed: allocators fragment and the check needs slack.
 MEM_HEADROOM = 0.90
@@ -79,6 +79,17 @@ def peak_fields(device_name: str, dtype: str | None, tflops: float | None, gb_pe
         "peak_source": f"{spec.source} ({spec.source_date}) {spec.source_url}"
         + (" [weak: estimate, see the catalog note]" if spec.weak else ""),
         "peak_reason": reason,
+    }
+
+
+def device_peaks(device_name: str, dtype: str | None) -> dict[str, float | None]:
+    """The device's dense peak FLOP/s for `dtype` and peak bytes/s; None where unknown."""
+    spec = gpus.lookup(device_name)
+    if spec is None or " MIG " in f" {device_name} ":
+        return {"flops": None, "bytes_per_s": None}
+    return {
+        "flops": gpus.peak_flops(spec, dtype) if dtype else None,
+        "bytes_per_s": gpus.peak_bandwidth_bytes_per_s(spec),
     }
 
 
@@ -153,13 +164,14 @@ class Runner:
 
     def _measure(self, entry: Entry, record: dict[str, Any]) -> None:
         w, p, dev = entry.workload, entry.params, self.device
-        counts = w.counts(p)
+        counts = w.counts(p, dev)
         record.update({"flops": counts.flops, "bytes": counts.bytes, "tokens": counts.tokens})
+        record.update(w.record_fields(p, dev))
         reason = w.unsupported_reason(p, dev)
         if reason:
             record.update(status="skipped", reason=reason)
             return
-        need, free = w.memory_bytes(p), dev.mem_free_bytes()
+        need, free = w.memory_bytes(p, dev), dev.mem_free_bytes()
         record.update(mem_required_bytes=need, mem_free_bytes=free)
         if need > free * MEM_HEADROOM:
             record.update(
@@ -171,11 +183,12 @@ class Runner:
         dev.reset_peak_memory()
         with w.prepare(p, dev, record["seed"]) as case:
             timing = measure(case.run, dev, entry.timer, working_set_bytes=counts.bytes)
+            record.update(case_extra(case, timing, device_peaks(dev.name, w.peak_dtype(p, dev))))
             check = case.check()
             record["kernel"] = getattr(case, "kernel", None)
         record.update(timing_fields(timing, entry.timer.cv_threshold))
         record.update(rates(counts, timing.summary.median))
-        record.update(peak_fields(dev.name, w.peak_dtype(p), record["tflops"], record["gb_per_s"]))
+        record.update(peak_fields(dev.name, w.peak_dtype(p, dev), record["tflops"], record["gb_per_s"]))
         record.update(check_fields(check))
         record["mem_alloc_peak_bytes"] = dev.mem_alloc_peak_bytes()
         if not check.passed:

@@ -48,6 +48,52 @@ def _check(record: dict[str, Any]) -> str:
     return "-" if passed is None else ("[green]pass[/]" if passed else "[bold red]FAIL[/]")
 
 
+def fmt_pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.1f}%"
+
+
+def llm_table(records: Iterable[dict[str, Any]], title: str | None = None) -> Table:
+    """LLM workloads in serving and training units: tokens/s, MFU/MBU, TTFT, TPOT, interactivity."""
+    table = Table(title=title, title_justify="left", header_style="bold")
+    columns = (
+        "workload",
+        "config",
+        "status",
+        "median",
+        "CV",
+        "tokens/s",
+        "MFU",
+        "MBU",
+        "TTFT",
+        "TPOT",
+        "tok/s/user",
+        "check",
+    )
+    for name in columns:
+        table.add_column(name, justify="left" if name in ("workload", "config", "status", "check") else "right",
+                         no_wrap=True)  # fmt: skip
+    for r in records:
+        tokens_per_s = r.get("output_tokens_per_s") or r.get("tokens_per_s")
+        table.add_row(
+            r["workload"], r.get("label", ""), _status(r), fmt_time(r.get("time_median_s")), _cv(r),
+            fmt_num(tokens_per_s, 5), fmt_pct(r.get("mfu")) if r["status"] == "ok" else "-",
+            fmt_pct(r.get("mbu")) if "mbu" in r else "-", fmt_time(r.get("ttft_median_s")),
+            fmt_time(r.get("tpot_median_s")), fmt_num(r.get("per_user_tokens_per_s"), 4), _check(r),
+        )  # fmt: skip
+    return table
+
+
+def results_tables(records: Iterable[dict[str, Any]], title: str | None = None) -> list[Table]:
+    """The kernel table and, when there are LLM records, the LLM table."""
+    records = list(records)
+    kernels = [r for r in records if r.get("family") != "llm"]
+    llm = [r for r in records if r.get("family") == "llm"]
+    tables = [results_table(kernels, title)] if kernels else []
+    if llm:
+        tables.append(llm_table(llm, None if kernels else title))
+    return tables
+
+
 def results_table(records: Iterable[dict[str, Any]], title: str | None = None) -> Table:
     """One row per record: what ran, how long it took, what that means against the peak."""
     table = Table(title=title, title_justify="left", header_style="bold")
@@ -87,5 +133,9 @@ def notes(records: Iterable[dict[str, Any]]) -> list[str]:
     if any(r.get("unstable") and r["status"] == "ok" for r in records):
         lines.append("! CV above the suite's threshold: the median is not trustworthy; rerun on a quiet machine")
     if any(r["status"] == "ok" and fmt_frac(r) == "n/a" for r in records):
-        lines.append("% peak n/a: the device has no vendor peak in the catalog (always so on a CPU)")
+        lines.append("% peak, MFU, MBU n/a: the device has no vendor peak in the catalog (always so on a CPU)")
+    reduced = {(r["model_preset"], r["model_layers"], r["model_layers_full"]) for r in records
+               if r.get("model_layers") and r["model_layers"] != r.get("model_layers_full")}  # fmt: skip
+    for preset, layers, full in sorted(reduced):
+        lines.append(f"{preset} ran with {layers} of its {full} layers: its figures are not the full model's")
     return lines

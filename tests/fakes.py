@@ -11,6 +11,7 @@ from typing import Literal
 import torch
 from pydantic import Field
 
+from bench.device import Device
 from workloads.base import CheckResult, Counts, Params, Workload
 
 
@@ -47,10 +48,10 @@ class Fake(Workload):
     description = "scripted behaviour for harness tests"
     Params = FakeParams
 
-    def counts(self, p: FakeParams) -> Counts:
+    def counts(self, p: FakeParams, device: Device | None = None) -> Counts:
         return Counts(flops=2.0 * p.work, bytes=4.0 * p.work, tokens=p.work)
 
-    def memory_bytes(self, p: FakeParams) -> int:
+    def memory_bytes(self, p: FakeParams, device: Device | None = None) -> int:
         return 4 * p.work
 
     @contextlib.contextmanager

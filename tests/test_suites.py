@@ -10,8 +10,8 @@ from bench.suites import SuiteError, builtin_names, load_suite, parse_suite, par
 def test_builtin_suites_load():
     assert {"smoke", "node"} <= set(builtin_names())
     smoke = load_suite("smoke")
-    # 4 dtypes of the square GEMM + 1 LLM-shaped GEMM + copy + attention
-    assert len(smoke.entries) == 7
+    # 4 dtypes of the square GEMM + 1 LLM-shaped GEMM + copy + attention + train, prefill, 2 decode
+    assert len(smoke.entries) == 11
     assert [e.workload.id for e in smoke.entries].count("gemm") == 5
     assert smoke.timer.min_reps == 5 and smoke.entries[0].timer == smoke.timer
 
@@ -23,6 +23,10 @@ def test_node_suite_shapes():
     assert "gemm 8192x28672x4096 bf16" in labels  # Llama 3.1 8B fused gate+up
     assert sum(e.workload.id == "attention" for e in node.entries) == 4  # 2 lengths x 2 dtypes
     assert node.timer.cv_threshold == 0.05
+    decode = [e for e in node.entries if e.workload.id == "decode"]
+    assert [e.params.batch for e in decode] == [1, 8, 32, 128] and decode[0].params.model == "llama-3.1-8b"
+    (train,) = [e for e in node.entries if e.workload.id == "train"]
+    assert train.params.model == "llama-3.2-1b" and train.timer.min_time_s == 5.0
 
 
 SUITE = """

@@ -5,9 +5,12 @@ from __future__ import annotations
 from workloads.attention import Attention
 from workloads.base import ParamsError, Workload
 from workloads.copy import Copy
+from workloads.decode import Decode
 from workloads.gemm import Gemm
+from workloads.prefill import Prefill
+from workloads.train import Train
 
-REGISTRY: dict[str, Workload] = {w.id: w for w in (Gemm(), Copy(), Attention())}
+REGISTRY: dict[str, Workload] = {w.id: w for w in (Gemm(), Copy(), Attention(), Train(), Prefill(), Decode())}
 
 
 class UnknownWorkload(KeyError):

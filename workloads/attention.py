@@ -131,14 +131,14 @@ class Attention(Workload):
         mask = "causal" if p.causal else "full"
         return f"b{p.batch} h{p.heads}{gqa} s{p.seq_len} d{p.head_dim} {mask} {p.dtype}"
 
-    def counts(self, p: AttentionParams) -> Counts:
+    def counts(self, p: AttentionParams, device: Device | None = None) -> Counts:
         # 4 d FLOPs per scored pair: 2d for the Q.K dot product, 2d for accumulating P V
         flops = 4.0 * p.batch * p.heads * p.head_dim * attention_pairs(p.seq_len, p.causal)
         # read Q, K, V and write O once each (what a fused kernel must move)
         elems = p.batch * p.seq_len * p.head_dim * (2 * p.heads + 2 * p.n_kv_heads)
         return Counts(flops=flops, bytes=float(elems * element_size(p.dtype)), tokens=p.batch * p.seq_len)
 
-    def memory_bytes(self, p: AttentionParams) -> int:
+    def memory_bytes(self, p: AttentionParams, device: Device | None = None) -> int:
         size = element_size(p.dtype)
         qkvo = p.batch * p.seq_len * p.head_dim * (2 * p.heads + 2 * p.n_kv_heads) * size
         ref_size = 8 if p.dtype == "fp32" else 4

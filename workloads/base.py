@@ -64,6 +64,16 @@ class Case(Protocol):
         """Run once on fresh random inputs and compare with a higher-precision reference."""
 
 
+def case_extra(case: Case, timing: Any, peaks: dict[str, float | None]) -> dict[str, Any]:
+    """Fields a case measures beyond time (loss, TTFT, MBU, ...), from its optional `extra()`.
+
+    `extra(timing, peaks)` gets the Timing of the timed calls (the last `timing.summary.n` calls
+    of `run`) and the device's peaks in FLOP/s and bytes/s (None where unknown).
+    """
+    extra = getattr(case, "extra", None)
+    return extra(timing, peaks) if extra else {}
+
+
 def element_size(dtype: str) -> int:
     """Bytes per element of a dtype name (tf32 is stored as fp32)."""
     torch_dtype = DTYPES[dtype]
@@ -111,7 +121,7 @@ class Workload(ABC):
         """A short human-readable name for one configuration."""
         return " ".join(f"{k}={v}" for k, v in p.model_dump().items())
 
-    def peak_dtype(self, p: Params) -> str | None:
+    def peak_dtype(self, p: Params, device: Device) -> str | None:
         """Which dtype's peak FLOP/s this configuration should be held against."""
         return getattr(p, "dtype", None)
 
@@ -121,12 +131,16 @@ class Workload(ABC):
         return device.unsupported_dtype_reason(dtype) if dtype else None
 
     @abstractmethod
-    def counts(self, p: Params) -> Counts:
-        """FLOPs, bytes and tokens of one timed call."""
+    def counts(self, p: Params, device: Device | None = None) -> Counts:
+        """FLOPs, bytes and tokens of one timed call (on `device`, where the dtype depends on it)."""
 
     @abstractmethod
-    def memory_bytes(self, p: Params) -> int:
-        """Peak device memory the case needs, the check included."""
+    def memory_bytes(self, p: Params, device: Device | None = None) -> int:
+        """Peak device memory the case needs on `device`, the check included."""
+
+    def record_fields(self, p: Params, device: Device) -> dict[str, Any]:
+        """Fields every record of this configuration carries, skipped ones too (e.g. the model)."""
+        return {}
 
     @abstractmethod
     def prepare(self, p: Params, device: Device, seed: int) -> contextlib.AbstractContextManager[Case]:

@@ -57,10 +57,10 @@ class Copy(Workload):
     def label(self, p: CopyParams) -> str:
         return f"{p.size_mib:g} MiB"
 
-    def counts(self, p: CopyParams) -> Counts:
+    def counts(self, p: CopyParams, device: Device | None = None) -> Counts:
         return Counts(bytes=2.0 * n_elements(p) * _ELEM_BYTES)
 
-    def memory_bytes(self, p: CopyParams) -> int:
+    def memory_bytes(self, p: CopyParams, device: Device | None = None) -> int:
         return 2 * n_elements(p) * _ELEM_BYTES + n_elements(p)  # + the check's boolean mask
 
     @contextlib.contextmanager

@@ -107,14 +107,14 @@ class Gemm(Workload):
             reason = f"fp8 matmul (torch._scaled_mm) needs n and k divisible by 16 (got n={p.n}, k={p.k})"
         return reason
 
-    def counts(self, p: GemmParams) -> Counts:
+    def counts(self, p: GemmParams, device: Device | None = None) -> Counts:
         # 2mnk: one multiply and one add per (i, j, l); bytes: read A and B, write C once.
         flops = 2.0 * p.m * p.n * p.k
         size = element_size(p.dtype)
         nbytes = (p.m * p.k + p.k * p.n) * size + p.m * p.n * element_size(_out_dtype(p.dtype))
         return Counts(flops=flops, bytes=float(nbytes))
 
-    def memory_bytes(self, p: GemmParams) -> int:
+    def memory_bytes(self, p: GemmParams, device: Device | None = None) -> int:
         size, out_size = element_size(p.dtype), element_size(_out_dtype(p.dtype))
         ref_size = torch.empty((), dtype=_ref_dtype(p.dtype)).element_size()
         timed = (p.m * p.k + p.k * p.n) * size + p.m * p.n * out_size

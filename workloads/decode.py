@@ -1,0 +1,183 @@
+"""Decode (tg128-style): M new tokens after a prompt of N, at batch B, with a KV cache.
+
+One timed call serves one batch of B requests end to end: prefill the prompt (TTFT), then M - 1
+single-token steps, each taking the greedy choice on the logits; the output length is fixed.
+Every token's availability is marked with a device event (on the CPU, the host clock after the
+synchronous step), read back only after timing, so the marks add no syncs to the timed call.
+
+Metrics follow vLLM's definitions: TTFT, TPOT = (e2e - TTFT) / (M - 1), ITL pooled over steps,
+output tokens/s = B x M / e2e, per-user tokens/s = 1 / TPOT. MBU (Databricks) = bytes a decode
+step must move (weights + the KV cache at the mean context) / TPOT / peak bandwidth.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from pydantic import Field
+
+from bench.device import Device
+from workloads.base import CheckResult, Counts
+from workloads.llama import Transformer, n_matmul_params
+from workloads.llm_base import (
+    REL_TOLERANCE,
+    LlmParams,
+    LlmWorkload,
+    build_model,
+    compute_dtype,
+    inference_memory_bytes,
+    model_fields,
+    random_tokens,
+    relative_error,
+    resolved_dtype,
+    torch_dtype,
+    weight_bytes,
+)
+from workloads.llm_metrics import decode_flops, decode_metrics, kv_cache_bytes, mbu
+from workloads.prefill import PrefillParams, prefill_flops
+
+
+class DecodeParams(LlmParams):
+    prompt_len: int = Field(512, gt=0, description="prompt tokens per request")
+    new_tokens: int = Field(128, gt=1, description="output tokens per request (fixed length)")
+
+
+def _elem(p: DecodeParams, device: Device | None) -> int:
+    return torch.empty((), dtype=torch_dtype(resolved_dtype(p, device))).element_size()
+
+
+def step_bytes(p: DecodeParams, device: Device | None = None) -> float:
+    """Bytes a decode step must move, averaged over the M - 1 steps: every weight once, plus
+    the KV cache read at the mean context N + M/2 (context N + i at step i = 1 .. M - 1)."""
+    a = p.args()
+    elem = _elem(p, device)
+    mean_context = p.prompt_len + p.new_tokens / 2
+    kv = kv_cache_bytes(a.n_layers, a.n_kv_heads, a.head_dim, p.batch, 1, elem) * mean_context
+    return weight_bytes(p, resolved_dtype(p, device)) + kv
+
+
+def generation_flops(p: DecodeParams) -> float:
+    """Prefill of the prompt plus M - 1 steps, step i attending to N + i positions."""
+    a = p.args()
+    n_mm = n_matmul_params(a)
+    prefill = prefill_flops(PrefillParams(**p.model_dump(exclude={"new_tokens"})))
+    steps = sum(decode_flops(n_mm, a.n_layers, a.n_heads, a.head_dim, p.prompt_len + i) for i in range(1, p.new_tokens))
+    return prefill + p.batch * steps
+
+
+@dataclass
+class DecodeCase:
+    p: DecodeParams
+    model: Transformer
+    prompt: torch.Tensor  # (B, N)
+    out: torch.Tensor  # (B, M) generated ids
+    generator: torch.Generator
+    device: Device
+    dtype: str
+    marks: list[list[Any]] = field(default_factory=list)  # per call: start + one mark per token
+    kernel: str | None = "eager"
+
+    def _mark(self) -> Any:
+        if self.device.kind == "cuda":
+            event = torch.cuda.Event(enable_timing=True)
+            event.record(self.device.stream())  # type: ignore[attr-defined]
+            return event
+        return time.perf_counter()
+
+    def _generate(self, prompt: torch.Tensor, out: torch.Tensor, marks: list[Any] | None, keep: int = -1):
+        """Greedy generation into `out`; returns the logits of sequence `keep` per step if asked."""
+        kept = []
+        n = prompt.shape[1]
+        with torch.inference_mode():
+            logits = self.model(prompt, 0, last_only=True)  # (B, 1, vocab)
+            for i in range(self.p.new_tokens):
+                if i:
+                    logits = self.model(out[:, i - 1 : i], n + i - 1)
+                if keep >= 0:
+                    kept.append(logits[keep, -1].float())
+                out[:, i] = logits[:, -1].argmax(-1)
+                if marks is not None:
+                    marks.append(self._mark())
+        return kept
+
+    def run(self) -> torch.Tensor:
+        marks = [self._mark()]
+        self._generate(self.prompt, self.out, marks)
+        self.marks.append(marks)
+        return self.out
+
+    def token_times(self, n_calls: int) -> list[np.ndarray]:
+        """Seconds from each call's start to each of its tokens, for the last `n_calls` calls."""
+        self.device.synchronize()
+        result = []
+        for marks in self.marks[-n_calls:]:
+            if self.device.kind == "cuda":
+                result.append(np.array([marks[0].elapsed_time(m) / 1e3 for m in marks[1:]]))
+            else:
+                result.append(np.array(marks[1:]) - marks[0])
+        return result
+
+    def extra(self, timing: Any, peaks: dict[str, float | None]) -> dict[str, Any]:
+        fields: dict[str, Any] = decode_metrics(self.token_times(timing.summary.n), self.p.batch)
+        fields["decode_step_bytes"] = step_bytes(self.p, self.device)
+        fields["mbu"] = mbu(fields["decode_step_bytes"], fields["tpot_median_s"], peaks["bytes_per_s"])
+        return fields
+
+    def check(self) -> CheckResult:
+        """Fresh prompt; cached greedy decode against recomputing the whole sequence without the
+        cache shortcut: the step logits of sequence 0 must match the full forward's."""
+        a = self.p.args()
+        prompt = random_tokens(tuple(self.prompt.shape), a.vocab_size, self.device, self.generator)
+        out = torch.empty_like(self.out)
+        stepped = torch.stack(self._generate(prompt, out, None, keep=0))  # (M, vocab)
+        seq = torch.cat([prompt[:1], out[:1, :-1]], dim=1)  # (1, N + M - 1)
+        with torch.inference_mode(), self.model.no_cache():
+            full = self.model(seq, 0)[0, self.p.prompt_len - 1 :].float()  # logits that chose each token
+        err, tol = relative_error(stepped, full), REL_TOLERANCE[self.dtype]
+        same = int((full.argmax(-1) == out[0]).sum().item())
+        m = self.p.new_tokens
+        detail = f"||L_cached - L_full|| / ||L_full|| over {m} steps; greedy tokens equal: {same}/{m}"
+        return CheckResult(err <= tol, err, tol, detail)
+
+
+class Decode(LlmWorkload):
+    id = "decode"
+    version = 1
+    description = "LLM decode: M tokens after an N-token prompt at batch B (tg128-style); TTFT, TPOT, ITL, MBU"
+    Params = DecodeParams
+
+    def label(self, p: DecodeParams) -> str:
+        return f"{super().label(p)} pp{p.prompt_len}+tg{p.new_tokens}"
+
+    def counts(self, p: DecodeParams, device: Device | None = None) -> Counts:
+        a = p.args()
+        elem = _elem(p, device)
+        prefill_bytes = weight_bytes(p, resolved_dtype(p, device))
+        prefill_bytes += kv_cache_bytes(a.n_layers, a.n_kv_heads, a.head_dim, p.batch, p.prompt_len, elem)
+        nbytes = prefill_bytes + (p.new_tokens - 1) * step_bytes(p, device)
+        return Counts(flops=generation_flops(p), bytes=float(nbytes), tokens=p.batch * p.new_tokens)
+
+    def memory_bytes(self, p: DecodeParams, device: Device | None = None) -> int:
+        context = p.prompt_len + p.new_tokens
+        return inference_memory_bytes(p, resolved_dtype(p, device, assume="fp32"), context, device)
+
+    def record_fields(self, p: DecodeParams, device: Device) -> dict[str, Any]:
+        return model_fields(p, compute_dtype(p, device))
+
+    @contextlib.contextmanager
+    def prepare(self, p: DecodeParams, device: Device, seed: int) -> Iterator[DecodeCase]:
+        dtype = compute_dtype(p, device)
+        a = p.args()
+        context = p.prompt_len + p.new_tokens
+        model = build_model(a, context, device, seed, torch_dtype(dtype)).eval()
+        model.setup_cache(p.batch, context)
+        gen = torch.Generator(device=device.torch_device).manual_seed(seed + 1)
+        prompt = random_tokens((p.batch, p.prompt_len), a.vocab_size, device, gen)
+        out = torch.empty((p.batch, p.new_tokens), dtype=torch.long, device=device.torch_device)
+        yield DecodeCase(p, model, prompt, out, gen, device, dtype)

@@ -1,0 +1,119 @@
+"""What the LLM workloads (train, prefill, decode) share: parameters, precision, the model."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import torch
+from pydantic import Field
+
+from bench.device import DTYPES, Device
+from workloads.base import Params, Workload
+from workloads.llama import PRESETS, ModelArgs, Transformer, from_name, n_matmul_params, n_params
+
+Preset = Literal["tiny", "llama-3.2-1b", "llama-3.1-8b", "llama-3.1-70b"]
+
+
+class LlmParams(Params):
+    model: Preset = Field("tiny", description="model shape: tiny, llama-3.2-1b, llama-3.1-8b, llama-3.1-70b")
+    n_layers: int | None = Field(None, gt=0, description="run this many layers instead of the preset's")
+    batch: int = Field(1, gt=0, description="sequences per step")
+    dtype: Literal["auto", "bf16", "fp16", "fp32"] = Field("auto", description="auto: bf16 on a GPU, fp32 on CPU")
+
+    def args(self) -> ModelArgs:
+        return from_name(self.model, self.n_layers)
+
+
+def compute_dtype(p: LlmParams, device: Device) -> str:
+    """The dtype the model computes in: 'auto' is bf16 on a GPU and fp32 on the CPU."""
+    if p.dtype != "auto":
+        return p.dtype
+    return "bf16" if device.kind == "cuda" else "fp32"
+
+
+def resolved_dtype(p: LlmParams, device: Device | None, assume: str = "bf16") -> str:
+    """compute_dtype on `device`; without one, 'auto' is taken as `assume` (bf16: a GPU run)."""
+    if device is not None:
+        return compute_dtype(p, device)
+    return assume if p.dtype == "auto" else p.dtype
+
+
+def build_model(a: ModelArgs, max_seq_len: int, device: Device, seed: int, dtype: torch.dtype) -> Transformer:
+    """A randomly initialised model on `device` in `dtype` (initialised in fp32, then cast)."""
+    gen = torch.Generator(device=device.torch_device).manual_seed(seed)
+    with torch.device(device.torch_device):
+        model = Transformer(a, max_seq_len)
+    model.init_weights(gen)
+    return model.to(dtype)
+
+
+def random_tokens(shape: tuple[int, ...], vocab: int, device: Device, gen: torch.Generator) -> torch.Tensor:
+    return torch.randint(0, vocab, shape, device=device.torch_device, generator=gen)
+
+
+def model_fields(p: LlmParams, dtype: str) -> dict[str, Any]:
+    """Record fields that say which model ran, so a reduced-layer run is never mistaken for the full one."""
+    a = p.args()
+    return {
+        "model_preset": p.model,
+        "model_layers": a.n_layers,
+        "model_layers_full": PRESETS[p.model].n_layers,
+        "model_params": n_params(a),
+        "model_matmul_params": n_matmul_params(a),
+        "compute_dtype": dtype,
+    }
+
+
+class LlmWorkload(Workload):
+    """Base of the model-level workloads: precision by device, MFU against that dtype's peak."""
+
+    family = "llm"
+
+    def peak_dtype(self, p: LlmParams, device: Device) -> str | None:
+        return compute_dtype(p, device)
+
+    def unsupported_reason(self, p: LlmParams, device: Device) -> str | None:
+        return device.unsupported_dtype_reason(compute_dtype(p, device))
+
+    def label(self, p: LlmParams) -> str:
+        layers = f" ({p.n_layers} layers)" if p.n_layers else ""
+        return f"{p.model}{layers} b{p.batch}"
+
+
+def torch_dtype(name: str) -> torch.dtype:
+    dtype = DTYPES[name]
+    assert dtype is not None
+    return dtype
+
+
+# ||out - ref|| / ||ref|| between two computations of the same logits. Rounding noise grows
+# slowly with depth (about 1e-2 for bf16 through 32 layers); a wrong cache or mask gives ~1.
+REL_TOLERANCE = {"fp32": 1e-4, "fp16": 5e-2, "bf16": 1e-1}
+
+
+def relative_error(out: torch.Tensor, ref: torch.Tensor) -> float:
+    """||out - ref|| / ||ref|| in fp32; +inf when anything is not finite."""
+    out, ref = out.float(), ref.float()
+    if not (torch.isfinite(out).all() and torch.isfinite(ref).all()):
+        return float("inf")
+    norm = torch.linalg.vector_norm(ref).item()
+    return torch.linalg.vector_norm(out - ref).item() / norm if norm > 0 else float("inf")
+
+
+def weight_bytes(p: LlmParams, dtype: str) -> int:
+    """Bytes of the weights a forward pass reads (all but the embedding table, a gather)."""
+    elem = torch.empty((), dtype=torch_dtype(dtype)).element_size()
+    return n_matmul_params(p.args()) * elem
+
+
+def inference_memory_bytes(p: LlmParams, dtype: str, context: int, device: Device | None) -> int:
+    """Weights, a KV cache of `context` positions, prefill activations and logits, plus the
+    check's full-length recomputation (its logits) and, on the CPU, unfused attention scores."""
+    a = p.args()
+    elem = torch.empty((), dtype=torch_dtype(dtype)).element_size()
+    weights = n_params(a) * elem
+    kv = 2 * a.n_layers * a.n_kv_heads * a.head_dim * p.batch * context * elem
+    acts = p.batch * context * (8 * a.dim + 3 * a.ffn_dim) * elem
+    logits = (p.batch + 2 * context) * a.vocab_size * 4
+    scores = p.batch * a.n_heads * context * context * 4 if device is None or device.kind != "cuda" else 0
+    return weights + kv + acts + logits + scores

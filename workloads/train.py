@@ -1,0 +1,135 @@
+"""Training step: forward, backward and AdamW over a batch of random token ids.
+
+Weights and optimizer state stay fp32; on a GPU the forward runs under bf16 autocast (the way
+LLMs are trained), on the CPU in fp32. One timed call is one optimizer step on B x T tokens.
+MFU = model FLOPs per token (PaLM appendix B, causal pairs counted once; see llm_metrics) x
+tokens/s / the device's dense peak for the compute dtype. The check: the loss is finite and,
+on one fixed batch, falls over a few steps, which proves that gradients flow.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from pydantic import Field
+
+from bench.device import Device
+from workloads.base import CheckResult, Counts
+from workloads.llama import Transformer, n_matmul_params, n_params
+from workloads.llm_base import (
+    LlmParams,
+    LlmWorkload,
+    build_model,
+    compute_dtype,
+    model_fields,
+    random_tokens,
+    resolved_dtype,
+    torch_dtype,
+)
+from workloads.llm_metrics import mfu, train_flops_per_token
+
+LEARNING_RATE = 3e-4
+CHECK_STEPS = 4
+
+
+class TrainParams(LlmParams):
+    seq_len: int = Field(2048, gt=1, description="tokens per sequence")
+
+
+def flops_per_token(p: TrainParams) -> float:
+    a = p.args()
+    return train_flops_per_token(n_matmul_params(a), a.n_layers, a.n_heads, a.head_dim, p.seq_len, causal=True)
+
+
+@dataclass
+class TrainCase:
+    p: TrainParams
+    model: Transformer
+    opt: torch.optim.Optimizer
+    batch: torch.Tensor  # (B, T + 1) token ids: inputs and next-token targets
+    check_batch: torch.Tensor
+    autocast: torch.dtype | None
+    device_type: str
+    losses: list[torch.Tensor] = field(default_factory=list)
+    kernel: str | None = "eager"
+
+    def _step(self, batch: torch.Tensor) -> torch.Tensor:
+        self.opt.zero_grad(set_to_none=True)
+        with torch.autocast(self.device_type, dtype=self.autocast or torch.float32, enabled=self.autocast is not None):
+            logits = self.model(batch[:, :-1])  # (B, T, vocab)
+        loss = F.cross_entropy(logits.float().flatten(0, 1), batch[:, 1:].flatten())
+        loss.backward()
+        self.opt.step()
+        return loss.detach()
+
+    def run(self) -> torch.Tensor:
+        loss = self._step(self.batch)
+        self.losses.append(loss)  # read back after timing: no sync inside the timed call
+        return loss
+
+    def extra(self, timing: Any, peaks: dict[str, float | None]) -> dict[str, Any]:
+        fpt = flops_per_token(self.p)
+        tokens_per_s = self.p.batch * self.p.seq_len / timing.summary.median
+        return {
+            "loss": float(self.losses[-1].item()),
+            "flops_per_token": fpt,
+            "mfu": mfu(fpt, tokens_per_s, peaks["flops"]),
+        }
+
+    def check(self) -> CheckResult:
+        losses = [float(self._step(self.check_batch).item()) for _ in range(CHECK_STEPS)]
+        if not all(math.isfinite(x) for x in losses):
+            return CheckResult(False, math.inf, 1.0, f"loss not finite: {losses}")
+        ratio = losses[-1] / losses[0]
+        detail = f"loss on one fixed batch over {CHECK_STEPS} steps, {losses[0]:.4f} -> {losses[-1]:.4f}, must fall"
+        return CheckResult(ratio < 1.0, ratio, 1.0, detail)
+
+
+class Train(LlmWorkload):
+    id = "train"
+    version = 1
+    description = "LLM training step (forward, backward, AdamW) on random tokens; tokens/s, MFU, loss"
+    Params = TrainParams
+
+    def label(self, p: TrainParams) -> str:
+        return f"{super().label(p)} s{p.seq_len}"
+
+    def counts(self, p: TrainParams, device: Device | None = None) -> Counts:
+        tokens = p.batch * p.seq_len
+        return Counts(flops=flops_per_token(p) * tokens, tokens=tokens)
+
+    def memory_bytes(self, p: TrainParams, device: Device | None = None) -> int:
+        """fp32 weights, gradients and two AdamW moments (16 bytes a parameter), autocast's
+        low-precision weight copies, activations kept for backward, and the logits."""
+        a = p.args()
+        n = n_params(a)
+        low = (
+            4 if resolved_dtype(p, device, assume="fp32") == "fp32" else 2
+        )  # bytes of an activation (bf16 under autocast)
+        tokens = p.batch * p.seq_len
+        kv_dim = a.n_kv_heads * a.head_dim
+        per_token_layer = low * (6 * a.dim + 2 * kv_dim + 4 * a.ffn_dim) + 8 * a.dim  # + fp32 norm temporaries
+        logits = tokens * a.vocab_size * (low + 4 + 4)  # logits, their fp32 copy and its gradient
+        return 16 * n + (2 if low == 2 else 0) * n + a.n_layers * tokens * per_token_layer + logits
+
+    @contextlib.contextmanager
+    def prepare(self, p: TrainParams, device: Device, seed: int) -> Iterator[TrainCase]:
+        dtype = compute_dtype(p, device)
+        a = p.args()
+        model = build_model(a, p.seq_len, device, seed, torch.float32).train()
+        opt = torch.optim.AdamW(model.parameters(), lr=LEARNING_RATE, fused=device.kind == "cuda" or None)
+        gen = torch.Generator(device=device.torch_device).manual_seed(seed + 1)
+        batch = random_tokens((p.batch, p.seq_len + 1), a.vocab_size, device, gen)
+        check_batch = random_tokens((p.batch, p.seq_len + 1), a.vocab_size, device, gen)
+        autocast = None if dtype == "fp32" else torch_dtype(dtype)
+        case = TrainCase(p, model, opt, batch, check_batch, autocast, device.torch_device.type)
+        yield case
+
+    def record_fields(self, p: TrainParams, device: Device) -> dict[str, Any]:
+        return model_fields(p, compute_dtype(p, device))
