@@ -27,7 +27,7 @@ app = typer.Typer(
     help="tokenbench: LLM and kernel benchmarks in tokens/s, TFLOP/s and GB/s, on GPU or CPU.",
 )
 # Logs and pipes get a fixed width so the table does not fold into an 80-column mess.
-out = Console(width=None if sys.stdout.isatty() else 132)
+out = Console(width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True)
 
 

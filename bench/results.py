@@ -89,6 +89,7 @@ FIELDS: dict[str, str] = {
     "compute_dtype": "dtype the model computed in (bf16 autocast for training on a GPU)",
     "flops_per_token": "model FLOPs per token (PaLM appendix B; causal attention pairs counted once)",
     "mfu": "model FLOPs utilisation: flops_per_token x tokens/s / dense peak of compute_dtype (null: peak unknown)",
+    "compile_s": "LLM workloads with compile=true: the first call, which compiles (never inside the samples)",
     "loss": "train: cross-entropy of the last timed step (the same batch every step, so it falls as it is learnt)",
     "output_tokens_per_s": "decode: B x new tokens / median end-to-end time of a batch",
     "per_user_tokens_per_s": "decode: 1 / median TPOT, the interactivity one user sees",

@@ -108,3 +108,24 @@ def test_out_of_memory_is_a_record_not_a_crash(gpu, tmp_path):
     side = int((total / 2 / 4) ** 0.5) + 1024  # A and B alone exceed the card: the fit check skips it
     rec = run(gpu, tmp_path, "gemm", m=side, n=side, k=side, dtype="fp32")
     assert rec["status"] == "skipped" and "needs about" in rec["reason"]
+
+
+def test_llm_decode_stays_under_peak_bandwidth(gpu, tmp_path):
+    rec = run(gpu, tmp_path, "decode", model="llama-3.1-8b", n_layers=4, batch=1, prompt_len=128, new_tokens=32)
+    assert rec["status"] == "ok", rec["reason"]
+    assert rec["compute_dtype"] == "bf16" and rec["ttft_median_s"] <= rec["e2e_median_s"]
+    if rec["mbu"] is not None:
+        assert 0 < rec["mbu"] <= 1.0
+
+
+def test_llm_train_stays_under_peak_flops(gpu, tmp_path):
+    rec = run(gpu, tmp_path, "train", model="llama-3.2-1b", n_layers=2, batch=2, seq_len=1024)
+    assert rec["status"] == "ok", rec["reason"]
+    if rec["mfu"] is not None:
+        assert 0 < rec["mfu"] <= 1.0
+
+
+def test_llm_compiled_decode_replays_cuda_graphs(gpu, tmp_path):
+    rec = run(gpu, tmp_path, "decode", model="tiny", compile=True, batch=4, prompt_len=32, new_tokens=16)
+    assert rec["status"] == "ok", rec["reason"]
+    assert rec["kernel"] == "torch.compile+cudagraphs" and rec["compile_s"] > 0

@@ -207,3 +207,20 @@ def test_bad_llm_params():
         workloads.get("train").parse({"model": "gpt-5"})
     with pytest.raises(workloads.ParamsError, match="new_tokens"):
         workloads.get("decode").parse({"new_tokens": 1})
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("wid", "raw"),
+    [
+        ("train", {"batch": 2, "seq_len": 16}),
+        ("prefill", {"batch": 2, "prompt_len": 16}),
+        ("decode", {"batch": 2, "prompt_len": 8, "new_tokens": 4}),
+    ],
+)
+def test_compiled_mode_checks_and_reports_compile_time_apart(cpu, tmp_path, wid, raw):
+    """torch.compile runs (about 20 s a model on 2 cores); its time is compile_s, not a sample."""
+    rec = run(cpu, tmp_path, wid, model="tiny", compile=True, **raw)
+    assert rec["status"] == "ok", rec["reason"]
+    assert rec["kernel"] == "torch.compile" and "compiled" in rec["label"]
+    assert rec["compile_s"] == rec["first_call_s"] > max(rec["samples_s"])

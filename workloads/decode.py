@@ -30,8 +30,10 @@ from workloads.llm_base import (
     LlmParams,
     LlmWorkload,
     build_model,
+    compile_fields,
     compute_dtype,
     inference_memory_bytes,
+    maybe_compile,
     model_fields,
     random_tokens,
     relative_error,
@@ -82,6 +84,9 @@ class DecodeCase:
     dtype: str
     marks: list[list[Any]] = field(default_factory=list)  # per call: start + one mark per token
     kernel: str | None = "eager"
+    prefill_fn: Any = None  # compiled mode: the compiled prompt pass and static-shape decode step
+    step_fn: Any = None
+    pos: torch.Tensor | None = None  # compiled mode: the step's position, kept on the device
 
     def _mark(self) -> Any:
         if self.device.kind == "cuda":
@@ -95,16 +100,31 @@ class DecodeCase:
         kept = []
         n = prompt.shape[1]
         with torch.inference_mode():
-            logits = self.model(prompt, 0, last_only=True)  # (B, 1, vocab)
+            logits = (self.model if self.prefill_fn is None else self.prefill_fn)(
+                prompt, 0, last_only=True
+            )  # (B, 1, vocab)
+            if self.pos is not None:
+                self.pos.fill_(n)  # on the device: no host sync between steps
             for i in range(self.p.new_tokens):
                 if i:
-                    logits = self.model(out[:, i - 1 : i], n + i - 1)
+                    logits = self._step(out[:, i - 1 : i], n + i - 1)
                 if keep >= 0:
-                    kept.append(logits[keep, -1].float())
+                    kept.append(logits[keep, -1].float().clone())  # a CUDA graph reuses its output
                 out[:, i] = logits[:, -1].argmax(-1)
                 if marks is not None:
                     marks.append(self._mark())
         return kept
+
+    def _step(self, tokens: torch.Tensor, start: int) -> torch.Tensor:
+        """One decode step: eager slices the cache to the positions written; compiled mode runs
+        the static-shape step (whole cache, masked) that a CUDA graph can replay."""
+        if self.step_fn is None:
+            return self.model(tokens, start)
+        if self.device.kind == "cuda":
+            torch.compiler.cudagraph_mark_step_begin()
+        logits = self.step_fn(tokens, self.pos)
+        self.pos.add_(1)
+        return logits
 
     def run(self) -> torch.Tensor:
         marks = [self._mark()]
@@ -125,6 +145,7 @@ class DecodeCase:
 
     def extra(self, timing: Any, peaks: dict[str, float | None]) -> dict[str, Any]:
         fields: dict[str, Any] = decode_metrics(self.token_times(timing.summary.n), self.p.batch)
+        fields.update(compile_fields(self.p, timing))
         fields["decode_step_bytes"] = step_bytes(self.p, self.device)
         fields["mbu"] = mbu(fields["decode_step_bytes"], fields["tpot_median_s"], peaks["bytes_per_s"])
         return fields
@@ -180,4 +201,9 @@ class Decode(LlmWorkload):
         gen = torch.Generator(device=device.torch_device).manual_seed(seed + 1)
         prompt = random_tokens((p.batch, p.prompt_len), a.vocab_size, device, gen)
         out = torch.empty((p.batch, p.new_tokens), dtype=torch.long, device=device.torch_device)
-        yield DecodeCase(p, model, prompt, out, gen, device, dtype)
+        case = DecodeCase(p, model, prompt, out, gen, device, dtype)
+        if p.compile:
+            case.prefill_fn, _ = maybe_compile(model, p, device)
+            case.step_fn, case.kernel = maybe_compile(model.decode_step, p, device, cuda_graphs=True)
+            case.pos = torch.zeros(1, dtype=torch.long, device=device.torch_device)
+        yield case

@@ -110,6 +110,12 @@ class KVCache(nn.Module):
         self.register_buffer("k", torch.zeros(shape, dtype=dtype, device=device), persistent=False)
         self.register_buffer("v", torch.zeros(shape, dtype=dtype, device=device), persistent=False)
 
+    def write_at(self, pos: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Write one position given as a (1,) device tensor; return the whole cache (static shapes)."""
+        self.k.index_copy_(2, pos, k)
+        self.v.index_copy_(2, pos, v)
+        return self.k, self.v
+
     def update(self, start: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Write positions [start, start + T) and return keys/values for [0, start + T)."""
         end = start + k.shape[2]
@@ -146,6 +152,21 @@ class Attention(nn.Module):
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=gqa)
         return self.wo(y.transpose(1, 2).reshape(B, T, a.dim))
 
+    def step(self, x: torch.Tensor, pos: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+        """One new token per sequence at position `pos` (a (1,) tensor), attending over the whole
+        preallocated cache through a mask: every shape is fixed, so it can be captured in a CUDA graph."""
+        a, B = self.a, x.shape[0]
+        q = self.wq(x).view(B, 1, a.n_heads, a.head_dim).transpose(1, 2)  # (B, nh, 1, hd)
+        k = self.wk(x).view(B, 1, a.n_kv_heads, a.head_dim).transpose(1, 2)
+        v = self.wv(x).view(B, 1, a.n_kv_heads, a.head_dim).transpose(1, 2)
+        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        assert self.cache is not None, "step() needs a KV cache: call setup_cache first"
+        k, v = self.cache.write_at(pos, k, v)  # (B, nkv, max_len, hd)
+        mask = torch.arange(k.shape[2], device=x.device) <= pos  # (max_len,): positions written so far
+        gqa = a.n_kv_heads != a.n_heads
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask.view(1, 1, 1, -1), enable_gqa=gqa)
+        return self.wo(y.transpose(1, 2).reshape(B, 1, a.dim))
+
 
 class FeedForward(nn.Module):
     def __init__(self, a: ModelArgs):
@@ -168,6 +189,10 @@ class Block(nn.Module):
 
     def forward(self, x: torch.Tensor, start: int, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
         h = x + self.attention(self.attention_norm(x), start, cos, sin)
+        return h + self.feed_forward(self.ffn_norm(h))
+
+    def step(self, x: torch.Tensor, pos: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+        h = x + self.attention.step(self.attention_norm(x), pos, cos, sin)
         return h + self.feed_forward(self.ffn_norm(h))
 
 
@@ -225,4 +250,13 @@ class Transformer(nn.Module):
             x = layer(x, start, cos, sin)
         if last_only:
             x = x[:, -1:]
+        return self.output(self.norm(x))
+
+    def decode_step(self, tokens: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+        """Logits (B, 1, vocab) for one token per sequence (B, 1) at position `pos`, a (1,) long
+        tensor on the device: the static-shape step that compiled decoding captures."""
+        cos, sin = self.rope_cos.index_select(0, pos), self.rope_sin.index_select(0, pos)
+        x = self.tok_embeddings(tokens)
+        for layer in self.layers:
+            x = layer.step(x, pos, cos, sin)
         return self.output(self.norm(x))

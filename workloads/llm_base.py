@@ -19,6 +19,7 @@ class LlmParams(Params):
     n_layers: int | None = Field(None, gt=0, description="run this many layers instead of the preset's")
     batch: int = Field(1, gt=0, description="sequences per step")
     dtype: Literal["auto", "bf16", "fp16", "fp32"] = Field("auto", description="auto: bf16 on a GPU, fp32 on CPU")
+    compile: bool = Field(False, description="torch.compile the model; decode steps run as CUDA graphs on a GPU")
 
     def args(self) -> ModelArgs:
         return from_name(self.model, self.n_layers)
@@ -77,7 +78,21 @@ class LlmWorkload(Workload):
 
     def label(self, p: LlmParams) -> str:
         layers = f" ({p.n_layers} layers)" if p.n_layers else ""
-        return f"{p.model}{layers} b{p.batch}"
+        return f"{p.model}{layers} b{p.batch}{' compiled' if p.compile else ''}"
+
+
+def maybe_compile(fn: Any, p: LlmParams, device: Device, cuda_graphs: bool = False) -> tuple[Any, str]:
+    """`fn` compiled when p.compile (CUDA graphs where asked and on a GPU), and its kernel label."""
+    if not p.compile:
+        return fn, "eager"
+    if cuda_graphs and device.kind == "cuda":
+        return torch.compile(fn, mode="reduce-overhead", fullgraph=True), "torch.compile+cudagraphs"
+    return torch.compile(fn), "torch.compile"
+
+
+def compile_fields(p: LlmParams, timing: Any) -> dict[str, Any]:
+    """Compilation happens in the first call, which the timer reports apart from the samples."""
+    return {"compile_s": timing.first_call_s if p.compile else None}
 
 
 def torch_dtype(name: str) -> torch.dtype:

@@ -25,8 +25,10 @@ from workloads.llm_base import (
     LlmParams,
     LlmWorkload,
     build_model,
+    compile_fields,
     compute_dtype,
     inference_memory_bytes,
+    maybe_compile,
     model_fields,
     random_tokens,
     relative_error,
@@ -60,15 +62,18 @@ class PrefillCase:
     device: Device
     dtype: str
     kernel: str | None = "eager"
+    forward: Any = None  # the model, or its compiled form; check() always uses the eager model
 
     def run(self) -> torch.Tensor:
         with torch.inference_mode():
-            return self.model(self.tokens, 0, last_only=True)  # (B, 1, vocab)
+            return (self.model if self.forward is None else self.forward)(
+                self.tokens, 0, last_only=True
+            )  # (B, 1, vocab)
 
     def extra(self, timing: Any, peaks: dict[str, float | None]) -> dict[str, Any]:
         tokens_per_s = self.p.batch * self.p.prompt_len / timing.summary.median
         fpt = prefill_flops(self.p) / (self.p.batch * self.p.prompt_len)
-        return {"flops_per_token": fpt, "mfu": mfu(fpt, tokens_per_s, peaks["flops"])}
+        return {"flops_per_token": fpt, "mfu": mfu(fpt, tokens_per_s, peaks["flops"]), **compile_fields(self.p, timing)}
 
     def check(self) -> CheckResult:
         tokens = random_tokens(tuple(self.tokens.shape), self.p.args().vocab_size, self.device, self.generator)
@@ -110,4 +115,5 @@ class Prefill(LlmWorkload):
         model.setup_cache(p.batch, p.prompt_len)
         gen = torch.Generator(device=device.torch_device).manual_seed(seed + 1)
         tokens = random_tokens((p.batch, p.prompt_len), a.vocab_size, device, gen)
-        yield PrefillCase(p, model, tokens, gen, device, dtype)
+        forward, kernel = maybe_compile(model, p, device)
+        yield PrefillCase(p, model, tokens, gen, device, dtype, kernel=kernel, forward=forward)

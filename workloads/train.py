@@ -26,7 +26,9 @@ from workloads.llm_base import (
     LlmParams,
     LlmWorkload,
     build_model,
+    compile_fields,
     compute_dtype,
+    maybe_compile,
     model_fields,
     random_tokens,
     resolved_dtype,
@@ -58,11 +60,16 @@ class TrainCase:
     device_type: str
     losses: list[torch.Tensor] = field(default_factory=list)
     kernel: str | None = "eager"
+    forward: Any = None  # the model, or its compiled form
+
+    def __post_init__(self) -> None:
+        if self.forward is None:
+            self.forward = self.model
 
     def _step(self, batch: torch.Tensor) -> torch.Tensor:
         self.opt.zero_grad(set_to_none=True)
         with torch.autocast(self.device_type, dtype=self.autocast or torch.float32, enabled=self.autocast is not None):
-            logits = self.model(batch[:, :-1])  # (B, T, vocab)
+            logits = self.forward(batch[:, :-1])  # (B, T, vocab)
         loss = F.cross_entropy(logits.float().flatten(0, 1), batch[:, 1:].flatten())
         loss.backward()
         self.opt.step()
@@ -80,6 +87,7 @@ class TrainCase:
             "loss": float(self.losses[-1].item()),
             "flops_per_token": fpt,
             "mfu": mfu(fpt, tokens_per_s, peaks["flops"]),
+            **compile_fields(self.p, timing),
         }
 
     def check(self) -> CheckResult:
@@ -128,8 +136,10 @@ class Train(LlmWorkload):
         batch = random_tokens((p.batch, p.seq_len + 1), a.vocab_size, device, gen)
         check_batch = random_tokens((p.batch, p.seq_len + 1), a.vocab_size, device, gen)
         autocast = None if dtype == "fp32" else torch_dtype(dtype)
-        case = TrainCase(p, model, opt, batch, check_batch, autocast, device.torch_device.type)
-        yield case
+        forward, kernel = maybe_compile(model, p, device)
+        yield TrainCase(
+            p, model, opt, batch, check_batch, autocast, device.torch_device.type, kernel=kernel, forward=forward
+        )
 
     def record_fields(self, p: TrainParams, device: Device) -> dict[str, Any]:
         return model_fields(p, compute_dtype(p, device))
