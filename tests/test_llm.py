@@ -58,11 +58,20 @@ def test_train_flops_match_nanogpt_for_gpt2_124m():
     assert train_flops_per_token(n, 12, 12, 64, 1024, causal=False) == 6 * n + 12 * 12 * 12 * 64 * 1024 == 855_166_464
 
 
-def test_train_flops_causal_counts_unmasked_pairs_once():
-    # Llama 3.1 8B at T = 2048: 6N + 6*L*H*Q*(T+1) = 45,027,950,592 + 1,611,399,168
-    a = PRESETS["llama-3.1-8b"]
+@pytest.mark.parametrize(
+    ("preset", "expected"),
+    [
+        # 6N + 6*L*H*Q*(T+1) at T = 2048, N the matmul parameters:
+        ("llama-3.2-1b", 6 * 1_235_746_816 + 6 * 16 * 32 * 64 * 2049),  # 7,414,480,896 + 402,849,792
+        ("llama-3.1-8b", 6 * 7_504_658_432 + 6 * 32 * 32 * 128 * 2049),  # 45,027,950,592 + 1,611,399,168
+        ("llama-3.1-70b", 6 * 69_501_714_432 + 6 * 80 * 64 * 128 * 2049),  # 417,010,286,592 + 8,056,995,840
+    ],
+)
+def test_train_flops_causal_counts_unmasked_pairs_once(preset, expected):
+    a = PRESETS[preset]
     got = train_flops_per_token(n_matmul_params(a), a.n_layers, a.n_heads, a.head_dim, 2048, causal=True)
-    assert got == 46_639_349_760
+    assert got == expected
+    assert expected in (7_817_330_688, 46_639_349_760, 425_067_282_432)  # the sums, worked out
 
 
 def test_prefill_and_decode_flop_counts():
