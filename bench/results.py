@@ -90,7 +90,8 @@ FIELDS: dict[str, str] = {
     "flops_per_token": "model FLOPs per token (PaLM appendix B; causal attention pairs counted once)",
     "mfu": "model FLOPs utilisation: flops_per_token x tokens/s / dense peak of compute_dtype (null: peak unknown)",
     "compile_s": "LLM workloads with compile=true: the first call, which compiles (never inside the samples)",
-    "loss": "train: cross-entropy of the last timed step (the same batch every step, so it falls as it is learnt)",
+    "loss": "train: cross-entropy of the last timed step; the batch is the same every step, so it falls as the "
+    "model memorises it: a finiteness check, not a quality figure",
     "output_tokens_per_s": "decode: B x new tokens / median end-to-end time of a batch",
     "per_user_tokens_per_s": "decode: 1 / median TPOT, the interactivity one user sees",
     "ttft_median_s": "decode: time to first token (prefill and the first greedy choice); also _p90_s, _p99_s",

@@ -45,6 +45,18 @@ def test_the_model_has_exactly_the_counted_parameters():
         assert sum(p.numel() for p in model.parameters()) == n_params(a)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_build_model_allocates_in_its_dtype_keeps_ties_and_initialises_everything(cpu, dtype):
+    from workloads.llm_base import build_model
+
+    model = build_model(from_name("llama-3.2-1b", 1), 8, cpu, 0, dtype)
+    assert model.output.weight is model.tok_embeddings.weight  # tied, as the real 1B is
+    assert sum(p.numel() for p in model.parameters()) == n_params(from_name("llama-3.2-1b", 1))
+    assert all(p.dtype == dtype and torch.isfinite(p).all() for p in model.parameters())
+    assert torch.equal(model.norm.weight, torch.ones_like(model.norm.weight))
+    assert model.rope_cos.dtype == torch.float32 and model.rope_cos[0].eq(1).all()  # cos(0) = 1
+
+
 def test_matmul_parameters_exclude_the_embedding_gather():
     a = PRESETS["llama-3.1-8b"]  # untied: the 128256 x 4096 input table is a lookup, not a matmul
     assert n_matmul_params(a) == n_params(a) - 65 * 4096 - 128_256 * 4096 == 7_504_658_432
@@ -162,7 +174,7 @@ def test_decode_record_keeps_its_invariants(cpu, tmp_path):
     assert rec["tpot_median_s"] > 0 and rec["itl_p99_s"] >= rec["itl_median_s"]
     assert rec["output_tokens_per_s"] == pytest.approx(10 / rec["e2e_median_s"])
     assert rec["mbu"] is None and rec["decode_step_bytes"] > 0  # no peak for a CPU
-    assert "greedy tokens equal: 5/5" in rec["check_detail"]
+    assert "greedy tokens equal: 10/10" in rec["check_detail"]  # first and last rows, 5 tokens each
 
 
 def test_train_record_and_its_check(cpu, tmp_path):
@@ -233,3 +245,18 @@ def test_compiled_mode_checks_and_reports_compile_time_apart(cpu, tmp_path, wid,
     assert rec["status"] == "ok", rec["reason"]
     assert rec["kernel"] == "torch.compile" and "compiled" in rec["label"]
     assert rec["compile_s"] == rec["first_call_s"] > max(rec["samples_s"])
+
+
+@pytest.mark.parametrize("wid", ["decode", "prefill"])
+def test_bf16_checks_catch_a_cache_that_is_not_written(cpu, monkeypatch, wid):
+    """In bf16 such a bug hides in rounding noise; the fp32 copy in the check exposes it."""
+    w = workloads.get(wid)
+    raw = {"model": "tiny", "batch": 2, "prompt_len": 16, "dtype": "bf16"}
+    p = w.parse({**raw, "new_tokens": 4} if wid == "decode" else raw)
+    with w.prepare(p, cpu, seed=0) as case:
+        assert case.check().passed
+        monkeypatch.setattr(
+            KVCache, "update", lambda self, start, k, v: (self.k[:, :, : start + 1], self.v[:, :, : start + 1])
+        )
+        broken = case.check()
+    assert not broken.passed and "fp32 copy" in broken.detail

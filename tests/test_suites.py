@@ -24,7 +24,10 @@ def test_node_suite_shapes():
     assert sum(e.workload.id == "attention" for e in node.entries) == 4  # 2 lengths x 2 dtypes
     assert node.timer.cv_threshold == 0.05
     decode = [e for e in node.entries if e.workload.id == "decode"]
-    assert [e.params.batch for e in decode] == [1, 8, 32, 128] and decode[0].params.model == "llama-3.1-8b"
+    assert [(e.params.batch, e.params.compile) for e in decode] == [
+        (1, False), (8, False), (32, False), (128, False), (1, True), (32, True)
+    ]  # fmt: skip
+    assert {e.params.model for e in decode} == {"llama-3.1-8b"}
     (train,) = [e for e in node.entries if e.workload.id == "train"]
     assert train.params.model == "llama-3.2-1b" and train.timer.min_time_s == 5.0
 

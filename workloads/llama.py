@@ -163,9 +163,14 @@ class Attention(nn.Module):
         assert self.cache is not None, "step() needs a KV cache: call setup_cache first"
         k, v = self.cache.write_at(pos, k, v)  # (B, nkv, max_len, hd)
         mask = torch.arange(k.shape[2], device=x.device) <= pos  # (max_len,): positions written so far
-        gqa = a.n_kv_heads != a.n_heads
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask.view(1, 1, 1, -1), enable_gqa=gqa)
-        return self.wo(y.transpose(1, 2).reshape(B, 1, a.dim))
+        # Grouped-query attention without enable_gqa: the n_heads / n_kv_heads query heads that
+        # share a KV head become that many query rows of it, which every fused kernel that takes
+        # a mask accepts (some torch releases fall back to the math kernel for masked GQA).
+        rep = a.n_heads // a.n_kv_heads
+        y = F.scaled_dot_product_attention(
+            q.reshape(B, a.n_kv_heads, rep, a.head_dim), k, v, attn_mask=mask.view(1, 1, 1, -1)
+        )  # (B, nkv, rep, hd)
+        return self.wo(y.reshape(B, a.n_heads, 1, a.head_dim).transpose(1, 2).reshape(B, 1, a.dim))
 
 
 class FeedForward(nn.Module):
@@ -211,13 +216,20 @@ class Transformer(nn.Module):
         self.register_buffer("rope_sin", sin, persistent=False)
 
     def init_weights(self, generator: torch.Generator) -> None:
-        """Random normal weights scaled by 1/sqrt(fan_in), so activations stay O(1) in any dtype."""
+        """Norms at 1; every matrix normal with std 1/sqrt(dim in), so activations and logits
+        stay O(1) in any dtype (the embedding too: tied, it is the output head)."""
         with torch.no_grad():
             for name, p in self.named_parameters():
                 if name.endswith("norm.weight"):
-                    continue
-                fan_in = p.shape[-1] if "tok_embeddings" not in name else 1
-                p.normal_(0.0, 1.0 / math.sqrt(fan_in), generator=generator)
+                    p.fill_(1.0)
+                else:
+                    p.normal_(0.0, 1.0 / math.sqrt(p.shape[-1]), generator=generator)
+            self.reset_rope()
+
+    def reset_rope(self) -> None:
+        """(Re)compute the rotary tables in fp32 on the model's device."""
+        cos, sin = rope_tables(self.a.head_dim, self.rope_cos.shape[0], self.a.rope_theta, self.output.weight.device)
+        self.rope_cos, self.rope_sin = cos, sin
 
     def setup_cache(self, batch: int, max_len: int) -> None:
         """Preallocate a KV cache per layer (in the weights' dtype), or drop it with batch=0."""

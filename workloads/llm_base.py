@@ -40,12 +40,16 @@ def resolved_dtype(p: LlmParams, device: Device | None, assume: str = "bf16") ->
 
 
 def build_model(a: ModelArgs, max_seq_len: int, device: Device, seed: int, dtype: torch.dtype) -> Transformer:
-    """A randomly initialised model on `device` in `dtype` (initialised in fp32, then cast)."""
+    """A randomly initialised model on `device`, allocated directly in `dtype` (built on the meta
+    device first, so an 8B model in bf16 never passes through an fp32 copy twice its size)."""
     gen = torch.Generator(device=device.torch_device).manual_seed(seed)
-    with torch.device(device.torch_device):
-        model = Transformer(a, max_seq_len)
-    model.init_weights(gen)
-    return model.to(dtype)
+    with torch.device("meta"):
+        model = Transformer(a, max_seq_len).to(dtype)
+    model = model.to_empty(device=device.torch_device)
+    if a.tie_embeddings:  # leaving the meta device makes new Parameters: tie them again
+        model.output.weight = model.tok_embeddings.weight
+    model.init_weights(gen)  # fills every parameter and recomputes the fp32 rotary tables
+    return model
 
 
 def random_tokens(shape: tuple[int, ...], vocab: int, device: Device, gen: torch.Generator) -> torch.Tensor:
@@ -78,7 +82,8 @@ class LlmWorkload(Workload):
 
     def label(self, p: LlmParams) -> str:
         layers = f" ({p.n_layers} layers)" if p.n_layers else ""
-        return f"{p.model}{layers} b{p.batch}{' compiled' if p.compile else ''}"
+        dtype = "" if p.dtype == "auto" else f" {p.dtype}"
+        return f"{p.model}{layers} b{p.batch}{dtype}{' compiled' if p.compile else ''}"
 
 
 def maybe_compile(fn: Any, p: LlmParams, device: Device, cuda_graphs: bool = False) -> tuple[Any, str]:
@@ -131,4 +136,8 @@ def inference_memory_bytes(p: LlmParams, dtype: str, context: int, device: Devic
     acts = p.batch * context * (8 * a.dim + 3 * a.ffn_dim) * elem
     logits = (p.batch + 2 * context) * a.vocab_size * 4
     scores = p.batch * a.n_heads * context * context * 4 if device is None or device.kind != "cuda" else 0
-    return weights + kv + acts + logits + scores
+    twin = 0  # the check's fp32 copy of at most 2 layers, with its cache, when the run is not fp32
+    if dtype != "fp32":
+        small = from_name(p.model, min(a.n_layers, 2))
+        twin = n_params(small) * 4 + 2 * small.n_layers * small.n_kv_heads * small.head_dim * p.batch * context * 4
+    return weights + kv + acts + logits + scores + twin

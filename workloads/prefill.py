@@ -18,7 +18,7 @@ import torch
 from pydantic import Field
 
 from bench.device import Device
-from workloads.base import CheckResult, Counts
+from workloads.base import CheckResult, Counts, float32_matmul_precision
 from workloads.llama import Transformer, n_matmul_params
 from workloads.llm_base import (
     REL_TOLERANCE,
@@ -75,14 +75,28 @@ class PrefillCase:
         fpt = prefill_flops(self.p) / (self.p.batch * self.p.prompt_len)
         return {"flops_per_token": fpt, "mfu": mfu(fpt, tokens_per_s, peaks["flops"]), **compile_fields(self.p, timing)}
 
-    def check(self) -> CheckResult:
-        tokens = random_tokens(tuple(self.tokens.shape), self.p.args().vocab_size, self.device, self.generator)
+    def compare(self, tokens: torch.Tensor) -> float:
+        """Last logits of one pass against prompt-minus-one then a cached step: relative error."""
         with torch.inference_mode():
             direct = self.model(tokens, 0, last_only=True)
             self.model(tokens[:, :-1], 0, last_only=True)  # the cache now holds N - 1 positions
             stepped = self.model(tokens[:, -1:], self.p.prompt_len - 1)
-        err, tol = relative_error(direct, stepped), REL_TOLERANCE[self.dtype]
-        return CheckResult(err <= tol, err, tol, "||L_prefill - L_cached_step|| / ||L_cached_step|| (last logits)")
+        return relative_error(direct, stepped)
+
+    def check(self) -> CheckResult:
+        """The last logits computed two ways must agree. Below fp32, rounding noise hides cache
+        and mask bugs, so an fp32 copy of at most 2 layers (TF32 off) must also agree to 1e-4."""
+        tokens = random_tokens(tuple(self.tokens.shape), self.p.args().vocab_size, self.device, self.generator)
+        err, tol = self.compare(tokens), REL_TOLERANCE[self.dtype]
+        detail = "||L_prefill - L_cached_step|| / ||L_cached_step|| (last logits)"
+        if self.dtype == "fp32":
+            return CheckResult(err <= tol, err, tol, detail)
+        twin_p = self.p.model_copy(update={"n_layers": min(self.p.args().n_layers, 2), "dtype": "fp32"})
+        with Prefill().prepare(twin_p, self.device, seed=0) as twin, float32_matmul_precision("fp32"):
+            err32 = twin.compare(tokens)
+        tol32 = REL_TOLERANCE["fp32"]
+        detail += f"; {self.dtype} error {err:.3g} (tolerance {tol:.3g}); fp32 copy ({twin_p.n_layers} layers)"
+        return CheckResult(err <= tol and err32 <= tol32, err32, tol32, detail)
 
 
 class Prefill(LlmWorkload):

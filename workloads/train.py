@@ -71,6 +71,7 @@ class TrainCase:
         with torch.autocast(self.device_type, dtype=self.autocast or torch.float32, enabled=self.autocast is not None):
             logits = self.forward(batch[:, :-1])  # (B, T, vocab)
         loss = F.cross_entropy(logits.float().flatten(0, 1), batch[:, 1:].flatten())
+        del logits  # the low-precision logits need not live through backward (B x T x vocab)
         loss.backward()
         self.opt.step()
         return loss.detach()
