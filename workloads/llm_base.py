@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Literal
 
 import torch
 from pydantic import Field
 
 from bench.device import DTYPES, Device
-from workloads.base import Params, Workload
+from workloads.base import CheckResult, Params, Workload, float32_matmul_precision
 from workloads.llama import PRESETS, ModelArgs, Transformer, from_name, n_matmul_params, n_params
 
 Preset = Literal["tiny", "llama-3.2-1b", "llama-3.1-8b", "llama-3.1-70b"]
@@ -141,3 +142,21 @@ def inference_memory_bytes(p: LlmParams, dtype: str, context: int, device: Devic
         small = from_name(p.model, min(a.n_layers, 2))
         twin = n_params(small) * 4 + 2 * small.n_layers * small.n_kv_heads * small.head_dim * p.batch * context * 4
     return weights + kv + acts + logits + scores + twin
+
+
+def checked_with_fp32_copy(
+    workload: Workload, p: LlmParams, device: Device, dtype: str, err: float, detail: str,
+    compare: Callable[[Any], float],
+) -> CheckResult:  # fmt: skip
+    """Pass `err` (this run's own comparison) against its dtype's tolerance. Below fp32, rounding
+    noise is as large as the error a broken cache or mask causes, so `compare` also runs on an
+    fp32 copy of the model (at most 2 layers, same code path, TF32 off) and must agree to 1e-4."""
+    tol = REL_TOLERANCE[dtype]
+    if dtype == "fp32":
+        return CheckResult(err <= tol, err, tol, detail)
+    twin_p = p.model_copy(update={"n_layers": min(p.args().n_layers, 2), "dtype": "fp32"})
+    with workload.prepare(twin_p, device, seed=0) as twin, float32_matmul_precision("fp32"):
+        err32 = compare(twin)
+    tol32 = REL_TOLERANCE["fp32"]
+    detail += f"; {dtype} error {err:.3g} (tolerance {tol:.3g}); fp32 copy ({twin_p.n_layers} layers)"
+    return CheckResult(err <= tol and err32 <= tol32, err32, tol32, detail)

@@ -18,13 +18,13 @@ import torch
 from pydantic import Field
 
 from bench.device import Device
-from workloads.base import CheckResult, Counts, float32_matmul_precision
+from workloads.base import CheckResult, Counts
 from workloads.llama import Transformer, n_matmul_params
 from workloads.llm_base import (
-    REL_TOLERANCE,
     LlmParams,
     LlmWorkload,
     build_model,
+    checked_with_fp32_copy,
     compile_fields,
     compute_dtype,
     inference_memory_bytes,
@@ -84,19 +84,13 @@ class PrefillCase:
         return relative_error(direct, stepped)
 
     def check(self) -> CheckResult:
-        """The last logits computed two ways must agree. Below fp32, rounding noise hides cache
-        and mask bugs, so an fp32 copy of at most 2 layers (TF32 off) must also agree to 1e-4."""
+        """The last logits computed two ways must agree (and, below fp32, so must an fp32 copy of
+        the model's: see checked_with_fp32_copy)."""
         tokens = random_tokens(tuple(self.tokens.shape), self.p.args().vocab_size, self.device, self.generator)
-        err, tol = self.compare(tokens), REL_TOLERANCE[self.dtype]
         detail = "||L_prefill - L_cached_step|| / ||L_cached_step|| (last logits)"
-        if self.dtype == "fp32":
-            return CheckResult(err <= tol, err, tol, detail)
-        twin_p = self.p.model_copy(update={"n_layers": min(self.p.args().n_layers, 2), "dtype": "fp32"})
-        with Prefill().prepare(twin_p, self.device, seed=0) as twin, float32_matmul_precision("fp32"):
-            err32 = twin.compare(tokens)
-        tol32 = REL_TOLERANCE["fp32"]
-        detail += f"; {self.dtype} error {err:.3g} (tolerance {tol:.3g}); fp32 copy ({twin_p.n_layers} layers)"
-        return CheckResult(err <= tol and err32 <= tol32, err32, tol32, detail)
+        return checked_with_fp32_copy(
+            Prefill(), self.p, self.device, self.dtype, self.compare(tokens), detail, lambda twin: twin.compare(tokens)
+        )
 
 
 class Prefill(LlmWorkload):
