@@ -49,47 +49,44 @@ def rates(counts: Counts, median_s: float) -> dict[str, float | None]:
     }
 
 
-def peak_fields(device_name: str, dtype: str | None, tflops: float | None, gb_per_s: float | None) -> dict[str, Any]:
-    """Fractions of the vendor's dense peak, or nulls with the reason they are unknown."""
+def catalog_spec(device_name: str) -> tuple[gpus.GpuSpec | None, str | None]:
+    """The catalog entry whose peaks apply to this device, or None and why there is none."""
     spec = gpus.lookup(device_name)
-    if spec is None or " MIG " in f" {device_name} ":
-        why = f"no catalog entry matches {device_name!r}"
-        if spec is not None:  # a MIG slice has only part of the card's SMs and bandwidth
-            why = f"{device_name!r} is a MIG slice; the catalog holds whole-card peaks only"
-        return {
-            "peak_gpu_id": None,
-            "peak_tflops": None,
-            "peak_gb_per_s": None,
-            "frac_peak_flops": None,
-            "frac_peak_bw": None,
-            "peak_source": None,
-            "peak_reason": why,
-        }
-    peak_flops = gpus.peak_flops(spec, dtype) if dtype else None
-    peak_bw = gpus.peak_bandwidth_bytes_per_s(spec)
-    reason = None
-    if dtype and peak_flops is None:
-        reason = f"catalog has no {dtype} peak for {spec.id}"
-    return {
-        "peak_gpu_id": spec.id,
-        "peak_tflops": peak_flops / 1e12 if peak_flops else None,
-        "peak_gb_per_s": peak_bw / 1e9 if peak_bw else None,
-        "frac_peak_flops": tflops * 1e12 / peak_flops if tflops is not None and peak_flops else None,
-        "frac_peak_bw": gb_per_s * 1e9 / peak_bw if gb_per_s is not None and peak_bw else None,
-        "peak_source": f"{spec.source} ({spec.source_date}) {spec.source_url}"
-        + (" [weak: estimate, see the catalog note]" if spec.weak else ""),
-        "peak_reason": reason,
-    }
+    if spec is None:
+        return None, f"no catalog entry matches {device_name!r}"
+    if " MIG " in f" {device_name} ":  # a MIG slice has only part of the card's SMs and bandwidth
+        return None, f"{device_name!r} is a MIG slice; the catalog holds whole-card peaks only"
+    return spec, None
 
 
 def device_peaks(device_name: str, dtype: str | None) -> dict[str, float | None]:
     """The device's dense peak FLOP/s for `dtype` and peak bytes/s; None where unknown."""
-    spec = gpus.lookup(device_name)
-    if spec is None or " MIG " in f" {device_name} ":
-        return {"flops": None, "bytes_per_s": None}
+    spec, _ = catalog_spec(device_name)
     return {
-        "flops": gpus.peak_flops(spec, dtype) if dtype else None,
+        "flops": gpus.peak_flops(spec, dtype) if spec and dtype else None,
         "bytes_per_s": gpus.peak_bandwidth_bytes_per_s(spec),
+    }
+
+
+def peak_fields(device_name: str, dtype: str | None, tflops: float | None, gb_per_s: float | None) -> dict[str, Any]:
+    """Fractions of the vendor's dense peak, or nulls with the reason they are unknown."""
+    spec, why = catalog_spec(device_name)
+    peaks = device_peaks(device_name, dtype)
+    peak_flops, peak_bw = peaks["flops"], peaks["bytes_per_s"]
+    if spec and dtype and peak_flops is None:
+        why = f"catalog has no {dtype} peak for {spec.id}"
+    source = None
+    if spec:
+        source = f"{spec.source} ({spec.source_date}) {spec.source_url}"
+        source += " [weak: estimate, see the catalog note]" if spec.weak else ""
+    return {
+        "peak_gpu_id": spec.id if spec else None,
+        "peak_tflops": peak_flops / 1e12 if peak_flops else None,
+        "peak_gb_per_s": peak_bw / 1e9 if peak_bw else None,
+        "frac_peak_flops": tflops * 1e12 / peak_flops if tflops is not None and peak_flops else None,
+        "frac_peak_bw": gb_per_s * 1e9 / peak_bw if gb_per_s is not None and peak_bw else None,
+        "peak_source": source,
+        "peak_reason": why,
     }
 
 

@@ -28,11 +28,11 @@ from workloads.llama import Transformer, n_matmul_params
 from workloads.llm_base import (
     LlmParams,
     LlmWorkload,
-    build_model,
     checked_with_fp32_copy,
     compile_fields,
     compute_dtype,
     inference_memory_bytes,
+    inference_setup,
     maybe_compile,
     model_fields,
     random_tokens,
@@ -203,13 +203,7 @@ class Decode(LlmWorkload):
 
     @contextlib.contextmanager
     def prepare(self, p: DecodeParams, device: Device, seed: int) -> Iterator[DecodeCase]:
-        dtype = compute_dtype(p, device)
-        a = p.args()
-        context = p.prompt_len + p.new_tokens
-        model = build_model(a, context, device, seed, torch_dtype(dtype)).eval()
-        model.setup_cache(p.batch, context)
-        gen = torch.Generator(device=device.torch_device).manual_seed(seed + 1)
-        prompt = random_tokens((p.batch, p.prompt_len), a.vocab_size, device, gen)
+        dtype, model, gen, prompt = inference_setup(p, device, seed, p.prompt_len, context=p.prompt_len + p.new_tokens)
         out = torch.empty((p.batch, p.new_tokens), dtype=torch.long, device=device.torch_device)
         case = DecodeCase(p, model, prompt, out, gen, device, dtype)
         if p.compile:

@@ -53,6 +53,20 @@ def build_model(a: ModelArgs, max_seq_len: int, device: Device, seed: int, dtype
     return model
 
 
+def inference_setup(
+    p: LlmParams, device: Device, seed: int, prompt_len: int, context: int
+) -> tuple[str, Transformer, torch.Generator, torch.Tensor]:
+    """What prefill and decode start from: the compute dtype, an eval-mode model with a KV cache
+    of `context` positions for the batch, a generator for fresh inputs, and a random prompt."""
+    dtype = compute_dtype(p, device)
+    a = p.args()
+    model = build_model(a, context, device, seed, torch_dtype(dtype)).eval()
+    model.setup_cache(p.batch, context)
+    gen = torch.Generator(device=device.torch_device).manual_seed(seed + 1)
+    prompt = random_tokens((p.batch, prompt_len), a.vocab_size, device, gen)
+    return dtype, model, gen, prompt
+
+
 def random_tokens(shape: tuple[int, ...], vocab: int, device: Device, gen: torch.Generator) -> torch.Tensor:
     return torch.randint(0, vocab, shape, device=device.torch_device, generator=gen)
 

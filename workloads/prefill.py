@@ -23,11 +23,11 @@ from workloads.llama import Transformer, n_matmul_params
 from workloads.llm_base import (
     LlmParams,
     LlmWorkload,
-    build_model,
     checked_with_fp32_copy,
     compile_fields,
     compute_dtype,
     inference_memory_bytes,
+    inference_setup,
     maybe_compile,
     model_fields,
     random_tokens,
@@ -117,11 +117,6 @@ class Prefill(LlmWorkload):
 
     @contextlib.contextmanager
     def prepare(self, p: PrefillParams, device: Device, seed: int) -> Iterator[PrefillCase]:
-        dtype = compute_dtype(p, device)
-        a = p.args()
-        model = build_model(a, p.prompt_len, device, seed, torch_dtype(dtype)).eval()
-        model.setup_cache(p.batch, p.prompt_len)
-        gen = torch.Generator(device=device.torch_device).manual_seed(seed + 1)
-        tokens = random_tokens((p.batch, p.prompt_len), a.vocab_size, device, gen)
+        dtype, model, gen, tokens = inference_setup(p, device, seed, p.prompt_len, context=p.prompt_len)
         forward, kernel = maybe_compile(model, p, device)
         yield PrefillCase(p, model, tokens, gen, device, dtype, kernel=kernel, forward=forward)
