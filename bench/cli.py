@@ -15,8 +15,11 @@ from rich.table import Table
 
 import workloads
 from bench import env as envmod
+from bench import telemetry as tm
 from bench.device import Device, DeviceError, detect
-from bench.results import RunWriter, new_run_id
+from bench.energy import idle_fields
+from bench.host import HostEnergy
+from bench.results import RunWriter, TimelineWriter, new_run_id
 from bench.runner import Runner
 from bench.suites import Entry, SuiteError, builtin_names, load_suite, select
 from bench.table import notes, results_tables
@@ -75,6 +78,18 @@ def run(
     ] = None,
     seed: Annotated[int | None, typer.Option(help="seed for inputs; default: a fresh random one")] = None,
     progress: Annotated[bool, typer.Option(help="show a progress bar on stderr")] = True,
+    idle_s: Annotated[
+        float,
+        typer.Option(min=0, help="seconds of idle-power baseline before the first workload (0: none)"),
+    ] = 5.0,
+    sample_ms: Annotated[
+        float, typer.Option(min=1, help="milliseconds between telemetry samples during each timed window")
+    ] = tm.DEFAULT_INTERVAL_S * 1000,
+    energy_window_s: Annotated[
+        float,
+        typer.Option(min=0, help="lengthen each timed window to at least this many seconds where NVML measures it"),
+    ] = tm.DEFAULT_MIN_WINDOW_S,
+    timeline: Annotated[bool, typer.Option(help="keep every telemetry sample in OUT/<run-id>.timeline.csv")] = False,
 ) -> None:
     """Run a suite and print a results table; records go to OUT/<run-id>.jsonl as each one finishes."""
     # Validate the suite before touching the GPU when one is named, so bad input costs nothing.
@@ -88,6 +103,13 @@ def run(
         fail(f"nothing to run: suite {suite_name!r} selects no entries")
     seed = secrets.randbelow(2**31) if seed is None else seed
     environment = envmod.capture(dev)
+    telemetry = tm.for_device(dev, min_window_s=energy_window_s)
+    host_energy = HostEnergy()
+    interval_s = sample_ms / 1000
+    for note in [telemetry.reason] if dev.kind == "cuda" and telemetry.reason else []:
+        err.print(f"tokenbench: warning: no GPU telemetry: {note}", markup=False, highlight=False, soft_wrap=True)
+    idle = _idle_baseline(telemetry, host_energy, idle_s, interval_s)
+    health_before = telemetry.health()
     run_id = new_run_id()
     header = {
         "suite": suite_name,
@@ -97,9 +119,27 @@ def run(
         "argv": sys.argv[1:],
         "n_planned": len(entries),
         "environment": environment,
+        "telemetry": {**telemetry.describe(), "interval_s": interval_s, "cpu_energy_reason": host_energy.reason},
+        "idle": idle,
+        "health_before": health_before or None,
     }
     writer = RunWriter(out_dir, run_id, header)
-    runner = Runner(dev, writer, environment, seed=seed)
+    runner = Runner(
+        dev,
+        writer,
+        environment,
+        seed=seed,
+        telemetry=telemetry,
+        sample_interval_s=interval_s,
+        host_energy=host_energy,
+        idle_power_w=idle.get("idle_power_w"),
+    )
+    if timeline and not telemetry.active:
+        err.print(f"tokenbench: warning: --timeline: nothing to sample ({telemetry.reason})", markup=False)
+    samples_out = TimelineWriter(out_dir, run_id, tm.SAMPLE_FIELDS[1:]) if timeline and telemetry.active else None
+    if samples_out:
+        writer.header["timeline_file"] = samples_out.path.name
+        runner.on_window = lambda seq, w: samples_out.append(seq, w.t0_s, w.t1_s, w.samples)
     bar = Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -116,6 +156,7 @@ def run(
         with bar:
             runner.run(entries)
     except KeyboardInterrupt:
+        _health_after(writer, telemetry, health_before)
         writer.finish("interrupted", envmod.utc_now(), "interrupted by the user (SIGINT)")
         err.print(
             f"tokenbench: interrupted: {len(runner.records)} finished record(s) kept in {writer.records_path}",
@@ -125,12 +166,20 @@ def run(
     except BaseException as e:
         writer.finish("crashed", envmod.utc_now(), f"{type(e).__name__}: {e}")
         raise
+    finally:
+        if samples_out:
+            samples_out.close()
+    level, detail = _health_after(writer, telemetry, health_before)
     writer.finish("complete", envmod.utc_now())
     title = f"tokenbench {suite_name} on {dev.name} ({dev.torch_device}), run {run_id}"
     for table in results_tables(runner.records, title=title):
         out.print(table)
     for line in notes(runner.records):
         out.print(line, markup=False, highlight=False, soft_wrap=True)
+    if idle.get("idle_power_w") is not None:
+        out.print(f"idle baseline: {idle['idle_power_w']:.1f} W over {idle['idle_window_s']:.1f} s", markup=False)
+    if level in ("warn", "fail"):
+        err.print(f"tokenbench: warning: card health changed during the run: {detail}", markup=False, soft_wrap=True)
     n_failed = writer.counts["failed"]
     out.print(
         f"{len(runner.records)} records ({writer.counts['ok']} ok, {writer.counts['skipped']} skipped, "
@@ -141,6 +190,26 @@ def run(
     )
     if n_failed:
         raise typer.Exit(1)
+
+
+def _idle_baseline(
+    telemetry: tm.Telemetry, host_energy: HostEnergy, seconds: float, interval_s: float
+) -> dict[str, Any]:
+    """The device's power at rest before any workload, for the run header; why not, where skipped."""
+    if seconds <= 0:
+        return {"idle_reason": "not measured (--idle-s 0)"}
+    if not telemetry.active and not host_energy.available:
+        return {"idle_reason": f"nothing to measure it with: {telemetry.reason}; RAPL: {host_energy.reason}"}
+    window = tm.idle_window(tm.Sampler(telemetry, interval_s, host=host_energy), seconds)
+    return idle_fields(window, seconds)
+
+
+def _health_after(writer: RunWriter, telemetry: tm.Telemetry, before: dict[str, Any]) -> tuple[str | None, str | None]:
+    """Read the card's health counters again and put both reads and the change in the header."""
+    after = telemetry.health()
+    level, detail = tm.health_change(before, after) if before else (None, "no health counters on this device")
+    writer.header.update(health_after=after or None, health_change=level, health_detail=detail)
+    return level, detail
 
 
 def _params_text(workload: workloads.Workload) -> str:

@@ -101,6 +101,7 @@ class CpuDevice(Device):
 class CudaDevice(Device):
     index: int = 0
     capability: tuple[int, int] = (0, 0)
+    uuid: str | None = None  # as NVML spells it: GPU-... or, for a MIG slice, MIG-...
     kind: str = "cuda"
     _flush_buf: torch.Tensor | None = field(default=None, repr=False)
 
@@ -110,11 +111,14 @@ class CudaDevice(Device):
         # "the current stream" must see this GPU, not cuda:0.
         torch.cuda.set_device(index)
         props = torch.cuda.get_device_properties(index)
+        raw_uuid = str(getattr(props, "uuid", "") or "")  # torch gives it without NVML's "GPU-" prefix
+        uuid = (raw_uuid if raw_uuid.startswith(("GPU-", "MIG-")) else f"GPU-{raw_uuid}") if raw_uuid else None
         dev = cls(
             torch_device=torch.device("cuda", index),
             name=props.name,
             index=index,
             capability=(props.major, props.minor),
+            uuid=uuid,
             l2_cache_bytes=int(getattr(props, "L2_cache_size", 0) or 0),
         )
         # Twice the L2 size, overwritten before a timed call, leaves nothing of the previous

@@ -104,8 +104,7 @@ def device_info(device: Device) -> dict[str, Any]:
     if not isinstance(device, CudaDevice):
         return info
     props = torch.cuda.get_device_properties(device.index)
-    raw_uuid = str(getattr(props, "uuid", "") or "")  # torch gives it without NVML's "GPU-" prefix
-    uuid = (raw_uuid if raw_uuid.startswith(("GPU-", "MIG-")) else f"GPU-{raw_uuid}") if raw_uuid else None
+    uuid = device.uuid
     info.update(
         {
             "gpu_index": device.index,

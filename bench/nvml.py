@@ -119,3 +119,55 @@ def card_state(handle: Any) -> dict[str, Any]:
             missing[key] = err
     out["nvml_missing"] = missing or None
     return out
+
+
+def whole_gpu(handle: Any) -> tuple[Any, bool]:
+    """(handle of the physical GPU, True when `handle` was a MIG slice).
+
+    Power, energy, clocks and ECC belong to the whole card: a MIG slice shares them with its
+    siblings, so telemetry reads the parent and says so.
+    """
+    is_mig, err = _call(pynvml.nvmlDeviceIsMigDeviceHandle, handle, what="nvmlDeviceIsMigDeviceHandle")
+    if err or not getattr(is_mig, "value", is_mig):
+        return handle, False
+    parent, err = _call(pynvml.nvmlDeviceGetDeviceHandleFromMigDeviceHandle, handle, what="parent of MIG device")
+    return (handle, True) if err else (parent, True)
+
+
+def health(handle: Any) -> dict[str, Any]:
+    """ECC and memory-repair counters of one GPU: flat fields, None where unsupported.
+
+    Volatile ECC counts (since the driver loaded), retired pages (before Ampere) and remapped rows
+    (Ampere and later). Fields that could not be read are listed under `health_missing`.
+    """
+    P = pynvml
+    queries: dict[str, Callable[[], Any]] = {
+        "ecc_enabled": lambda: bool(P.nvmlDeviceGetEccMode(handle)[0]),
+        "ecc_corrected": lambda: int(
+            P.nvmlDeviceGetTotalEccErrors(handle, P.NVML_MEMORY_ERROR_TYPE_CORRECTED, P.NVML_VOLATILE_ECC)
+        ),
+        "ecc_uncorrected": lambda: int(
+            P.nvmlDeviceGetTotalEccErrors(handle, P.NVML_MEMORY_ERROR_TYPE_UNCORRECTED, P.NVML_VOLATILE_ECC)
+        ),
+        "retired_pages_sbe": lambda: len(
+            P.nvmlDeviceGetRetiredPages(handle, P.NVML_PAGE_RETIREMENT_CAUSE_MULTIPLE_SINGLE_BIT_ECC_ERRORS)
+        ),
+        "retired_pages_dbe": lambda: len(
+            P.nvmlDeviceGetRetiredPages(handle, P.NVML_PAGE_RETIREMENT_CAUSE_DOUBLE_BIT_ECC_ERROR)
+        ),
+        "retired_pages_pending": lambda: bool(P.nvmlDeviceGetRetiredPagesPendingStatus(handle)),
+    }
+    out: dict[str, Any] = {}
+    missing: dict[str, str] = {}
+    for key, query in queries.items():
+        out[key], err = _call(query, what=key)
+        if err:
+            missing[key] = err
+    rows, err = _call(lambda: P.nvmlDeviceGetRemappedRows(handle), what="remapped_rows")
+    keys = ("remapped_rows_correctable", "remapped_rows_uncorrectable", "remap_pending", "remap_failed")
+    for i, key in enumerate(keys):
+        out[key] = None if rows is None else (int(rows[i]) if i < 2 else bool(rows[i]))
+        if err:
+            missing[key] = err
+    out["health_missing"] = missing or None
+    return out

@@ -8,6 +8,7 @@ run header, written atomically at the start (state "running") and again at the e
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 import os
@@ -108,6 +109,51 @@ FIELDS: dict[str, str] = {
     "mem_required_bytes": "tokenbench's estimate of device memory the measurement needs",
     "mem_free_bytes": "device memory free before the measurement",
     "mem_alloc_peak_bytes": "peak bytes held by torch's CUDA allocator during it (null on CPU)",
+    "rss_peak_bytes": "this process's peak resident memory so far (a high-water mark since it started, not per window)",
+    "telemetry_source": "nvml (the GPU's readings) | none (no GPU telemetry: see energy_reason)",
+    "power_reading": "which NVML power value the samples hold: instant, or nvmlDeviceGetPowerUsage (a 1 s average "
+    "on Ampere and newer except A100)",
+    "telemetry_interval_s": "seconds between telemetry samples (null without telemetry)",
+    "energy_window_s": "length of the telemetry window: from the first timed call's start to the last one's end, "
+    "lengthened with more calls to at least the source's minimum (1 s with NVML)",
+    "energy_window_calls": "calls of the timed function inside the window (n_samples, plus any run beyond max_reps "
+    "to lengthen it)",
+    "energy_j": "device energy over the window, joules; null with energy_reason when not measured (never 0, never TDP)",
+    "energy_source": "nvml_energy_counter (total-energy counter, end - start) | nvml_power_integrated (power samples, "
+    "trapezoid rule, edges interpolated) | rapl (CPU package counters, when the device is the CPU)",
+    "energy_reason": "why energy_j is null",
+    "energy_counter_j": "energy from the NVML total-energy counter (null: none, or it did not advance)",
+    "energy_integrated_j": "energy from the power samples integrated over the window",
+    "energy_disagreement": "|energy_integrated_j - energy_counter_j| / energy_counter_j",
+    "energy_disagrees": "true when energy_disagreement > 0.10: distrust the energy figures of this record",
+    "power_mean_w": "energy_j / energy_window_s (time-weighted mean power)",
+    "n_telemetry_samples": "telemetry samples read inside the window",
+    "power_p99_w": "99th percentile of the power samples inside the window",
+    "power_max_w": "highest power sample inside the window",
+    "power_limit_w": "enforced power limit at the window's start, as found (never changed)",
+    "sm_clock_min_mhz": "lowest SM clock sampled inside the window",
+    "sm_clock_mean_mhz": "mean SM clock of the samples inside the window",
+    "mem_clock_mean_mhz": "mean memory clock of the samples inside the window",
+    "temperature_max_c": "highest GPU temperature sampled inside the window",
+    "gpu_util_mean_pct": "mean NVML GPU utilisation (share of time a kernel ran), percent",
+    "mem_util_mean_pct": "mean NVML memory utilisation (share of time memory was read or written), percent",
+    "vram_used_peak_bytes": "highest device memory in use sampled by NVML (every process on the GPU)",
+    "clock_event_shares": "share of samples with each NVML clock-event (throttle) reason set, e.g. "
+    '{"sw_power_cap": 0.4}; reasons never seen are left out',
+    "clock_limited_share": "share of samples whose clocks were held down by any reason but gpu_idle",
+    "energy_per_call_j": "energy_j / energy_window_calls",
+    "energy_per_token_j": "energy_j / (tokens x energy_window_calls): J per token counted by the workload "
+    "(decode: output tokens, with their prefill)",
+    "energy_per_tflop_j": "energy_j / (flops x energy_window_calls / 1e12)",
+    "tokens_per_s_per_w": "tokens_per_s / power_mean_w",
+    "idle_power_w": "the run's idle baseline: mean device power at rest before the first workload (run header 'idle')",
+    "energy_above_idle_j": "energy_j - idle_power_w x energy_window_s: what the work added over idling",
+    "cpu_energy_j": "host CPU package energy over the window from RAPL (null where unreadable, usually non-root)",
+    "cpu_power_mean_w": "cpu_energy_j / energy_window_s",
+    "cpu_energy_reason": "why cpu_energy_j is null",
+    "health_change": "ok | warn (corrected ECC errors or repairs grew) | fail (uncorrected errors, pending or "
+    "failed repairs: the record fails) | null (counters unreadable)",
+    "health_detail": "which ECC / retired-page / remapped-row counters changed during the measurement",
 }
 
 
@@ -191,6 +237,33 @@ class RunWriter:
             }
         )
         self._write_header()
+
+
+class TimelineWriter:
+    """`<run-id>.timeline.csv`: every telemetry sample of every measurement, beside the records.
+
+    One row per sample: the record's `seq`, `t_s` from the window's start (negative: the read
+    just before it), `in_window`, then the sample's values. Flushed after each measurement.
+    """
+
+    def __init__(self, out_dir: str | Path, run_id: str, columns: Iterable[str]):
+        self.path = Path(out_dir) / f"{run_id}.timeline.csv"
+        self.columns = ["seq", "t_s", "in_window", *columns]
+        self._fh = open(self.path, "w", encoding="utf-8", newline="")  # noqa: SIM115 - closed in close()
+        self._csv = csv.writer(self._fh)
+        self._csv.writerow(self.columns)
+        self._fh.flush()
+
+    def append(self, seq: int, t0_s: float, t1_s: float, samples: Iterable[Any]) -> None:
+        """Write the samples of one window (objects with the columns as attributes, and t_s)."""
+        for smp in samples:
+            row = [seq, f"{smp.t_s - t0_s:.6f}", t0_s <= smp.t_s <= t1_s]
+            row += [getattr(smp, c) for c in self.columns[3:]]
+            self._csv.writerow(["" if v is None else v for v in row])
+        self._fh.flush()
+
+    def close(self) -> None:
+        self._fh.close()
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:

@@ -1,5 +1,8 @@
 """The runner: for each entry, check it can run, set up, warm up, time, check, write a record.
 
+Telemetry rides along: a Sampler window around the timed calls gives the record its energy, power
+and card behaviour, and the card's health counters are read before and after each measurement.
+
 Nothing here prints. Every entry ends as exactly one record, written at once: `ok`, `skipped`
 (cannot run here: dtype unsupported, too little memory) or `failed` (an exception, an OOM, a
 wrong answer). A KeyboardInterrupt ends the run with every finished record on disk.
@@ -14,11 +17,13 @@ from typing import Any
 
 import torch
 
-from bench import gpus
+from bench import gpus, host
 from bench.device import Device
+from bench.energy import window_fields
 from bench.env import utc_now
 from bench.results import SCHEMA_VERSION, RunWriter
 from bench.suites import Entry
+from bench.telemetry import DEFAULT_INTERVAL_S, NullTelemetry, Sampler, Telemetry, Window, health_change
 from bench.timing import Timing, measure
 from workloads.base import CheckResult, Counts, case_extra
 
@@ -126,6 +131,11 @@ class Runner:
     writer: RunWriter
     env: dict[str, Any]
     seed: int = 0
+    telemetry: Telemetry = field(default_factory=lambda: NullTelemetry("no telemetry source was given to the runner"))
+    sample_interval_s: float = DEFAULT_INTERVAL_S
+    host_energy: host.HostEnergy | None = None
+    idle_power_w: float | None = None  # the run's idle baseline, for energy above idle
+    on_window: Callable[[int, Window], None] | None = None  # e.g. keep the raw sample timeline
     on_start: Callable[[int, Entry], None] | None = None
     on_record: Callable[[dict[str, Any]], None] | None = None
     records: list[dict[str, Any]] = field(default_factory=list)
@@ -178,8 +188,10 @@ class Runner:
             )
             return
         dev.reset_peak_memory()
+        health_before = self.telemetry.health()
+        sampler = Sampler(self.telemetry, self.sample_interval_s, host=self.host_energy)
         with w.prepare(p, dev, record["seed"]) as case:
-            timing = measure(case.run, dev, entry.timer, working_set_bytes=counts.bytes)
+            timing = measure(case.run, dev, entry.timer, working_set_bytes=counts.bytes, window=sampler)
             record.update(case_extra(case, timing, device_peaks(dev.name, w.peak_dtype(p, dev))))
             check = case.check()
             record["kernel"] = getattr(case, "kernel", None)
@@ -188,12 +200,36 @@ class Runner:
         record.update(peak_fields(dev.name, w.peak_dtype(p, dev), record["tflops"], record["gb_per_s"]))
         record.update(check_fields(check))
         record["mem_alloc_peak_bytes"] = dev.mem_alloc_peak_bytes()
+        record["rss_peak_bytes"] = host.rss_peak_bytes()
+        assert sampler.window is not None  # measure() closed it
+        record.update(
+            window_fields(
+                sampler.window,
+                timing.window_calls,
+                counts.flops,
+                counts.tokens,
+                record["tokens_per_s"],
+                self.idle_power_w,
+                host_is_device=dev.kind == "cpu",
+            )
+        )
+        if self.on_window:
+            self.on_window(record["seq"], sampler.window)
         if not check.passed:
             record.update(
                 status="failed",
                 reason=f"output check failed: error {check.error:.3g} > "
                 f"tolerance {check.tolerance:.3g} ({check.detail})",
             )
+        self._health(record, health_before)
+
+    def _health(self, record: dict[str, Any], before: dict[str, Any]) -> None:
+        """A memory fault the card could not correct during the measurement fails the record."""
+        level, detail = health_change(before, self.telemetry.health()) if before else (None, None)
+        record.update(health_change=level, health_detail=detail)
+        if level == "fail":
+            why = f"card health: {detail} during this measurement"
+            record.update(status="failed", reason=why if record["status"] != "failed" else f"{record['reason']}; {why}")
 
     def run_entry(self, seq: int, entry: Entry) -> dict[str, Any]:
         """Measure one entry; always returns (and writes) exactly one record."""

@@ -48,12 +48,24 @@ def _check(record: dict[str, Any]) -> str:
     return "-" if passed is None else ("[green]pass[/]" if passed else "[bold red]FAIL[/]")
 
 
+def _has_energy(records: list[dict[str, Any]]) -> bool:
+    return any(r.get("power_mean_w") is not None for r in records)
+
+
+def _energy(record: dict[str, Any], key: str) -> str:
+    """An energy figure; '?' marks a record whose counter and integrated power disagree."""
+    text = fmt_num(record.get(key))
+    return f"[yellow]{text}?[/]" if record.get("energy_disagrees") and text != "-" else text
+
+
 def fmt_pct(value: float | None) -> str:
     return "n/a" if value is None else f"{100 * value:.1f}%"
 
 
 def llm_table(records: Iterable[dict[str, Any]], title: str | None = None) -> Table:
     """LLM workloads in serving and training units: tokens/s, MFU/MBU, TTFT, TPOT, interactivity."""
+    records = list(records)
+    energy = _has_energy(records)
     table = Table(title=title, title_justify="left", header_style="bold")
     columns = (
         "workload",
@@ -67,6 +79,7 @@ def llm_table(records: Iterable[dict[str, Any]], title: str | None = None) -> Ta
         "TTFT",
         "TPOT",
         "tok/s/user",
+        *(("W", "J/tok") if energy else ()),
         "check",
     )
     for name in columns:
@@ -78,7 +91,8 @@ def llm_table(records: Iterable[dict[str, Any]], title: str | None = None) -> Ta
             r["workload"], r.get("label", ""), _status(r), fmt_time(r.get("time_median_s")), _cv(r),
             fmt_num(tokens_per_s, 5), fmt_pct(r.get("mfu")) if r["status"] == "ok" else "-",
             fmt_pct(r.get("mbu")) if "mbu" in r else "-", fmt_time(r.get("ttft_median_s")),
-            fmt_time(r.get("tpot_median_s")), fmt_num(r.get("per_user_tokens_per_s"), 4), _check(r),
+            fmt_time(r.get("tpot_median_s")), fmt_num(r.get("per_user_tokens_per_s"), 4),
+            *((_energy(r, "power_mean_w"), _energy(r, "energy_per_token_j")) if energy else ()), _check(r),
         )  # fmt: skip
     return table
 
@@ -96,6 +110,8 @@ def results_tables(records: Iterable[dict[str, Any]], title: str | None = None) 
 
 def results_table(records: Iterable[dict[str, Any]], title: str | None = None) -> Table:
     """One row per record: what ran, how long it took, what that means against the peak."""
+    records = list(records)
+    energy = _has_energy(records)
     table = Table(title=title, title_justify="left", header_style="bold")
     for name, justify in (
         ("workload", "left"),
@@ -107,6 +123,7 @@ def results_table(records: Iterable[dict[str, Any]], title: str | None = None) -
         ("TFLOP/s", "right"),
         ("GB/s", "right"),
         ("% peak", "right"),
+        *((("W", "right"), ("J/TFLOP", "right")) if energy else ()),
         ("check", "left"),
     ):
         table.add_column(name, justify=justify, no_wrap=True)  # type: ignore[arg-type]
@@ -121,6 +138,7 @@ def results_table(records: Iterable[dict[str, Any]], title: str | None = None) -
             fmt_num(r.get("tflops")),
             fmt_num(r.get("gb_per_s")),
             fmt_frac(r),
+            *((_energy(r, "power_mean_w"), _energy(r, "energy_per_tflop_j")) if energy else ()),
             _check(r),
         )
     return table
@@ -132,6 +150,10 @@ def notes(records: Iterable[dict[str, Any]]) -> list[str]:
     lines = [f"{r['status']}: {r['workload']} {r.get('label', '')}: {r['reason']}" for r in records if r.get("reason")]
     if any(r.get("unstable") and r["status"] == "ok" for r in records):
         lines.append("! CV above the suite's threshold: the median is not trustworthy; rerun on a quiet machine")
+    if any(r.get("energy_disagrees") for r in records):
+        lines.append("? the energy counter and integrated power disagree by over 10%: distrust that energy figure")
+    if _has_energy(records):
+        lines.append("W: mean power over the timed window; J/tok, J/TFLOP: window energy per unit of work")
     if any(r["status"] == "ok" and fmt_frac(r) == "n/a" for r in records):
         lines.append("% peak, MFU, MBU n/a: the device has no vendor peak in the catalog (always so on a CPU)")
     reduced = {(r["model_preset"], r["model_layers"], r["model_layers_full"]) for r in records

@@ -6,6 +6,12 @@ the host syncs only once per chunk of calls, after queueing a short GPU spin so 
 launch latency lands before the first sample rather than inside it. On the CPU each call is bracketed by perf_counter.
 Sampling stops once the samples add up to `min_time_s` and there are at least `min_reps` of
 them, or at `max_reps`, or when `max_time_s` of wall time has passed.
+
+A telemetry window (bench.telemetry.Sampler) opens right after the warm-up's last sync and closes
+right after the sampling's last sync, so energy covers exactly the timed calls. Where that is
+shorter than the window the energy readings need (`min_window_s`), sampling goes on with more of
+the same calls until it is long enough: timed and kept up to `max_reps`, then run but not kept.
+`Timing.window_calls` counts every call inside the window.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -64,6 +71,17 @@ class Timing:
     sampling_wall_s: float
     timer: str
     l2_flushed: bool
+    window_calls: int  # calls inside the telemetry window: the kept samples and any beyond max_reps
+
+
+class Window(Protocol):
+    """What the timer needs from a telemetry sampler: the window's edges and its minimum length."""
+
+    min_window_s: float
+
+    def start(self) -> None: ...
+
+    def stop(self) -> object: ...
 
 
 def _chunk_cuda(fn: Callable[[], object], device: Device, reps: int, flush: bool) -> list[float]:
@@ -106,11 +124,16 @@ def wants_flush(device: Device, cfg: TimerConfig, working_set_bytes: float | Non
 
 
 def measure(
-    fn: Callable[[], object], device: Device, cfg: TimerConfig, working_set_bytes: float | None = None
+    fn: Callable[[], object],
+    device: Device,
+    cfg: TimerConfig,
+    working_set_bytes: float | None = None,
+    window: Window | None = None,
 ) -> Timing:
     """Time `fn` on `device` under `cfg`; returns all samples and their summary.
 
     `working_set_bytes` (the bytes one call touches) decides whether the L2 flush is worth it.
+    `window`, where given, is opened and closed around the sampling (see the module doc).
     """
     on_gpu = device.kind == "cuda"
     flush = wants_flush(device, cfg, working_set_bytes)
@@ -132,23 +155,41 @@ def measure(
     warmup_s = time.perf_counter() - warm_start
     per_call_s = warmup_s / warm_reps if warm_reps else first_call_s
 
+    def chunk_size(wanted: int, room: int, left_s: float) -> int:
+        if not on_gpu:
+            return 1  # on the host each call is its own chunk, so max_time_s is honoured
+        want = max(wanted, int(_CHUNK_TARGET_S / max(per_call_s, 1e-9)))
+        return max(1, min(want, _MAX_CHUNK, room, int(left_s / max(per_call_s, 1e-9))))
+
     samples: list[float] = []
+    unkept = 0
+    if window is not None:
+        window.start()
     sample_start = time.perf_counter()
-    while True:
-        total = math.fsum(samples)
-        if len(samples) >= cfg.max_reps:
-            break
-        if len(samples) >= cfg.min_reps and total >= cfg.min_time_s:
-            break
-        if samples and time.perf_counter() - sample_start >= cfg.max_time_s:
-            break
-        want = 1  # on the host each call is its own chunk, so max_time_s is honoured
-        if on_gpu:
+    try:
+        while True:
+            total = math.fsum(samples)
+            if len(samples) >= cfg.max_reps:
+                break
+            if len(samples) >= cfg.min_reps and total >= cfg.min_time_s:
+                break
+            if samples and time.perf_counter() - sample_start >= cfg.max_time_s:
+                break
             left_s = cfg.max_time_s - (time.perf_counter() - sample_start)
-            want = max(cfg.min_reps - len(samples), int(_CHUNK_TARGET_S / max(per_call_s, 1e-9)))
-            want = min(want, _MAX_CHUNK, cfg.max_reps - len(samples), int(left_s / max(per_call_s, 1e-9)))
-            want = max(1, want)
-        samples.extend(chunk(fn, device, want, flush))
+            reps = chunk_size(cfg.min_reps - len(samples), cfg.max_reps - len(samples), left_s)
+            samples.extend(chunk(fn, device, reps, flush))
+        # Lengthen a window too short for the energy readings with more of the same calls.
+        min_window_s = window.min_window_s if window is not None else 0.0
+        while (short_s := min_window_s - (time.perf_counter() - sample_start)) > 0:
+            room = cfg.max_reps - len(samples)
+            got = chunk(fn, device, chunk_size(1, room if room > 0 else _MAX_CHUNK, short_s), flush)
+            if room > 0:
+                samples.extend(got)
+            else:
+                unkept += len(got)
+    finally:
+        if window is not None:
+            window.stop()
     summary = summarize(samples)
     return Timing(
         samples_s=samples,
@@ -160,4 +201,5 @@ def measure(
         sampling_wall_s=time.perf_counter() - sample_start,
         timer="cuda_event" if on_gpu else "perf_counter",
         l2_flushed=flush,
+        window_calls=len(samples) + unkept,
     )

@@ -102,6 +102,44 @@ def test_failed_record_gives_exit_1(tmp_path, register):
     assert list(load(tmp_path)["status"]) == ["failed", "ok"]
 
 
+def test_run_with_nvml_telemetry_writes_energy_idle_health_and_timeline(tmp_path, register, monkeypatch):
+    """The whole path with a scripted pynvml (a steady 300 W): idle baseline, energy per record,
+    health before and after, the timeline file and the energy columns of the table."""
+    from bench import cli, nvml, telemetry
+    from tests.fakes import Fake
+    from tests.scripted_nvml import HANDLE, ScriptedGpu, scripted_pynvml
+
+    register(Fake())
+    monkeypatch.setattr(nvml, "pynvml", scripted_pynvml(ScriptedGpu(clock=time.perf_counter)))
+    nvml.init_error.cache_clear()
+    monkeypatch.setattr(
+        cli.tm, "for_device", lambda dev, min_window_s: telemetry.NvmlTelemetry(HANDLE, min_window_s=min_window_s)
+    )
+    args = ["--idle-s", "0.2", "--sample-ms", "10", "--energy-window-s", "0.2", "--timeline", "--no-progress"]
+    result = invoke("run", "-w", "fake", "--out", str(tmp_path), "--device", "cpu", *args)
+    nvml.init_error.cache_clear()
+    assert result.exit_code == 0, result.output
+    assert "idle baseline: " in result.output and "J/TFLOP" in result.output
+    header = json.loads(next(tmp_path.glob("*Z-*.json")).read_text())
+    assert header["idle"]["idle_power_w"] == pytest.approx(300.0, rel=5e-3)
+    assert header["telemetry"]["power_reading"].startswith("instant") and header["telemetry"]["interval_s"] == 0.01
+    assert header["health_before"]["ecc_uncorrected"] == 0 and header["health_change"] == "ok"
+    rec = load(tmp_path).iloc[0]
+    assert rec["energy_source"] == "nvml_energy_counter" and rec["power_mean_w"] == pytest.approx(300.0, rel=5e-3)
+    assert rec["idle_power_w"] == pytest.approx(300.0, rel=5e-3) and rec["energy_window_s"] >= 0.2
+    timeline = (tmp_path / header["timeline_file"]).read_text().splitlines()
+    assert timeline[0].startswith("seq,t_s,in_window,power_w") and len(timeline) > 10
+    assert {line.split(",")[2] for line in timeline[1:]} == {"True", "False"}
+
+
+def test_timeline_without_telemetry_warns_and_writes_none(tmp_path):
+    result = invoke("run", "-w", "gemm:m=8,n=8,k=8,dtype=fp32", "--out", str(tmp_path), "--timeline", "--no-progress")
+    assert result.exit_code == 0 and "--timeline: nothing to sample" in result.output
+    assert not list(tmp_path.glob("*.timeline.csv"))
+    header = json.loads(next(tmp_path.glob("*Z-*.json")).read_text())
+    assert header["telemetry"]["telemetry_source"] == "none" and "idle_reason" in header["idle"]
+
+
 # --- crash safety, through a real process ------------------------------------------------------
 
 DRIVER = """

@@ -129,3 +129,38 @@ def test_llm_compiled_decode_replays_cuda_graphs(gpu, tmp_path):
     rec = run(gpu, tmp_path, "decode", model="tiny", compile=True, batch=4, prompt_len=32, new_tokens=16)
     assert rec["status"] == "ok", rec["reason"]
     assert rec["kernel"] == "torch.compile+cudagraphs" and rec["compile_s"] > 0
+
+
+# --- telemetry on the real card ------------------------------------------------------------------
+
+
+def test_nvml_telemetry_measures_a_gemm_window(gpu, tmp_path):
+    """A bf16 GEMM for at least the 1 s energy window: energy from the counter, power between idle
+    and the limit, counter and integrated power agreeing, the card's health read before and after."""
+    from bench import telemetry
+
+    tel = telemetry.for_device(gpu)
+    if not tel.active:
+        pytest.skip(f"no NVML telemetry here: {tel.reason}")
+    w = workloads.get("gemm")
+    runner = Runner(gpu, RunWriter(tmp_path, "tel", {}), env.capture(gpu), seed=0, telemetry=tel)
+    rec = runner.run_entry(0, Entry(w, w.parse({"m": 8192, "n": 8192, "k": 8192, "dtype": "bf16"}), QUICK))
+    assert rec["status"] == "ok", rec["reason"]
+    assert rec["energy_window_s"] >= telemetry.DEFAULT_MIN_WINDOW_S and rec["energy_window_calls"] >= rec["n_samples"]
+    assert rec["energy_j"] > 0 and rec["energy_source"] in ("nvml_energy_counter", "nvml_power_integrated")
+    limit = rec["power_limit_w"] or 1000.0
+    assert 20.0 < rec["power_mean_w"] <= 1.1 * limit and rec["power_max_w"] <= 1.2 * limit
+    if rec["energy_counter_j"] is not None and rec["energy_integrated_j"] is not None:
+        assert rec["energy_disagreement"] < 0.10, rec
+    assert rec["sm_clock_min_mhz"] > 0 and rec["energy_per_tflop_j"] > 0 and rec["health_change"] in ("ok", None)
+
+
+def test_idle_baseline_on_the_card(gpu):
+    from bench import telemetry
+    from bench.energy import idle_fields
+
+    tel = telemetry.for_device(gpu)
+    if not tel.active:
+        pytest.skip(f"no NVML telemetry here: {tel.reason}")
+    idle = idle_fields(telemetry.idle_window(telemetry.Sampler(tel), 1.0), 1.0)
+    assert idle["idle_window_s"] >= 1.0 and 5.0 < idle["idle_power_w"] < (tel.power_limit_w() or 1000.0)
