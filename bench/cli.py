@@ -108,7 +108,10 @@ def run(
     interval_s = sample_ms / 1000
     for note in [telemetry.reason] if dev.kind == "cuda" and telemetry.reason else []:
         err.print(f"tokenbench: warning: no GPU telemetry: {note}", markup=False, highlight=False, soft_wrap=True)
-    idle = _idle_baseline(telemetry, host_energy, idle_s, interval_s)
+    idle = _idle_baseline(telemetry, host_energy, idle_s, interval_s, host_is_device=dev.kind == "cpu")
+    if idle.get("energy_counter_period_s"):  # a slow counter needs a longer window to resolve
+        period_windows = tm.MIN_WINDOW_COUNTER_PERIODS * idle["energy_counter_period_s"]
+        telemetry.min_window_s = max(telemetry.min_window_s, period_windows)
     health_before = telemetry.health()
     run_id = new_run_id()
     header = {
@@ -179,7 +182,8 @@ def run(
     if idle.get("idle_power_w") is not None:
         out.print(f"idle baseline: {idle['idle_power_w']:.1f} W over {idle['idle_window_s']:.1f} s", markup=False)
     if level in ("warn", "fail"):
-        err.print(f"tokenbench: warning: card health changed during the run: {detail}", markup=False, soft_wrap=True)
+        what = "error" if level == "fail" else "warning"
+        err.print(f"tokenbench: {what}: card health changed during the run: {detail}", markup=False, soft_wrap=True)
     n_failed = writer.counts["failed"]
     out.print(
         f"{len(runner.records)} records ({writer.counts['ok']} ok, {writer.counts['skipped']} skipped, "
@@ -188,12 +192,12 @@ def run(
         highlight=False,
         soft_wrap=True,
     )
-    if n_failed:
+    if n_failed or level == "fail":
         raise typer.Exit(1)
 
 
 def _idle_baseline(
-    telemetry: tm.Telemetry, host_energy: HostEnergy, seconds: float, interval_s: float
+    telemetry: tm.Telemetry, host_energy: HostEnergy, seconds: float, interval_s: float, host_is_device: bool
 ) -> dict[str, Any]:
     """The device's power at rest before any workload, for the run header; why not, where skipped."""
     if seconds <= 0:
@@ -201,7 +205,7 @@ def _idle_baseline(
     if not telemetry.active and not host_energy.available:
         return {"idle_reason": f"nothing to measure it with: {telemetry.reason}; RAPL: {host_energy.reason}"}
     window = tm.idle_window(tm.Sampler(telemetry, interval_s, host=host_energy), seconds)
-    return idle_fields(window, seconds)
+    return idle_fields(window, seconds, host_is_device=host_is_device)
 
 
 def _health_after(writer: RunWriter, telemetry: tm.Telemetry, before: dict[str, Any]) -> tuple[str | None, str | None]:

@@ -10,7 +10,11 @@ a hand-computed trace.
 - Mean power is energy / window length (time-weighted); p99 and max come from the samples
   inside the window.
 - Per unit of work: the window holds `calls` calls of the timed function, so
-  J/token = energy / (tokens per call x calls), J/TFLOP = energy / (FLOPs per call x calls / 1e12).
+  J/token = energy / (tokens per call x calls), J/TFLOP = energy / (FLOPs per call x calls / 1e12),
+  tokens/s per W = tokens per joule = tokens per call x calls / energy. The window also holds
+  what surrounds the calls: the L2 flush before each (where the record says l2_flushed), the GPU
+  spin before each chunk and the host's syncs between chunks; `energy_timed_share` (the timed
+  calls' time / the window) says how much of the window was the calls themselves.
 """
 
 from __future__ import annotations
@@ -139,37 +143,48 @@ def _per(energy: float | None, amount: float | None) -> float | None:
     return energy / amount if energy is not None and amount else None
 
 
+def _host_as_device(fields: dict[str, Any], w: Window) -> None:
+    """On the CPU the host's RAPL energy is the device's energy."""
+    if fields["energy_j"] is None:
+        host_j = w.host_joules
+        fields.update(energy_j=host_j, energy_source="rapl" if host_j is not None else None)
+        fields["energy_reason"] = None if host_j is not None else f"{fields['energy_reason']}; RAPL: {w.host_reason}"
+
+
 def window_fields(
     w: Window,
     calls: int,
+    timed_s: float,
     flops_per_call: float | None,
     tokens_per_call: float | None,
-    tokens_per_s: float | None,
     idle_power_w: float | None,
     host_is_device: bool = False,
 ) -> dict[str, Any]:
-    """Every telemetry field of one measurement's record.
+    """Every telemetry field of one measurement's record; `timed_s` is the sum of the timed calls.
 
     `host_is_device`: the benchmarked device is the CPU, so the host's RAPL energy is its energy.
     """
     fields = energy_fields(w)
     host_j = w.host_joules
-    if host_is_device and fields["energy_j"] is None:
-        fields.update(energy_j=host_j, energy_source="rapl" if host_j is not None else None)
-        fields["energy_reason"] = None if host_j is not None else f"{fields['energy_reason']}; RAPL: {w.host_reason}"
+    if host_is_device:
+        _host_as_device(fields, w)
     energy, seconds = fields["energy_j"], w.duration_s
+    tokens = tokens_per_call * calls if tokens_per_call else None
     power_mean = energy / seconds if energy is not None and seconds > 0 else None
     fields.update(
         {
             "energy_window_calls": calls,
+            "energy_timed_share": timed_s / seconds if seconds > 0 else None,
             "power_mean_w": power_mean,
             **behaviour_fields(w),
             "energy_per_call_j": _per(energy, calls),
-            "energy_per_token_j": _per(energy, tokens_per_call * calls if tokens_per_call else None),
+            "energy_per_token_j": _per(energy, tokens),
             "energy_per_tflop_j": _per(energy, flops_per_call * calls / 1e12 if flops_per_call else None),
-            "tokens_per_s_per_w": tokens_per_s / power_mean if tokens_per_s is not None and power_mean else None,
+            "tokens_per_s_per_w": tokens / energy if tokens and energy else None,
             "idle_power_w": idle_power_w,
-            "energy_above_idle_j": energy - idle_power_w * seconds if energy is not None and idle_power_w else None,
+            "energy_above_idle_j": (
+                energy - idle_power_w * seconds if energy is not None and idle_power_w is not None else None
+            ),
             "cpu_energy_j": host_j,
             "cpu_power_mean_w": host_j / seconds if host_j is not None and seconds > 0 else None,
             "cpu_energy_reason": w.host_reason,
@@ -185,9 +200,11 @@ def counter_period_s(samples: list[Sample]) -> float | None:
     return float(np.median(np.diff(changes))) if len(changes) >= 3 else None
 
 
-def idle_fields(w: Window, requested_s: float) -> dict[str, Any]:
+def idle_fields(w: Window, requested_s: float, host_is_device: bool = False) -> dict[str, Any]:
     """The idle baseline for the run header: the device's power at rest before any workload."""
     e = energy_fields(w)
+    if host_is_device:
+        _host_as_device(e, w)
     b = behaviour_fields(w)
     seconds = w.duration_s
     host_j = w.host_joules

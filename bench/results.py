@@ -118,9 +118,12 @@ FIELDS: dict[str, str] = {
     "lengthened with more calls to at least the source's minimum (1 s with NVML)",
     "energy_window_calls": "calls of the timed function inside the window (n_samples, plus any run beyond max_reps "
     "to lengthen it)",
+    "energy_timed_share": "sum of the timed calls' times / energy_window_s; the rest of the window is the L2 flush "
+    "(where l2_flushed), the GPU spin before each chunk and host syncs, whose energy the per-unit figures include",
     "energy_j": "device energy over the window, joules; null with energy_reason when not measured (never 0, never TDP)",
     "energy_source": "nvml_energy_counter (total-energy counter, end - start) | nvml_power_integrated (power samples, "
-    "trapezoid rule, edges interpolated) | rapl (CPU package counters, when the device is the CPU)",
+    "trapezoid rule, edges interpolated; used only where the counter is missing or did not advance) | rapl (CPU "
+    "package counters, when the device is the CPU)",
     "energy_reason": "why energy_j is null",
     "energy_counter_j": "energy from the NVML total-energy counter (null: none, or it did not advance)",
     "energy_integrated_j": "energy from the power samples integrated over the window",
@@ -145,7 +148,8 @@ FIELDS: dict[str, str] = {
     "energy_per_token_j": "energy_j / (tokens x energy_window_calls): J per token counted by the workload "
     "(decode: output tokens, with their prefill)",
     "energy_per_tflop_j": "energy_j / (flops x energy_window_calls / 1e12)",
-    "tokens_per_s_per_w": "tokens_per_s / power_mean_w",
+    "tokens_per_s_per_w": "tokens per joule over the window, tokens x energy_window_calls / energy_j (= tokens/s "
+    "per W of mean power)",
     "idle_power_w": "the run's idle baseline: mean device power at rest before the first workload (run header 'idle')",
     "energy_above_idle_j": "energy_j - idle_power_w x energy_window_s: what the work added over idling",
     "cpu_energy_j": "host CPU package energy over the window from RAPL (null where unreadable, usually non-root)",

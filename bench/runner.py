@@ -11,6 +11,7 @@ wrong answer). A KeyboardInterrupt ends the run with every finished record on di
 from __future__ import annotations
 
 import gc
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -188,7 +189,6 @@ class Runner:
             )
             return
         dev.reset_peak_memory()
-        health_before = self.telemetry.health()
         sampler = Sampler(self.telemetry, self.sample_interval_s, host=self.host_energy)
         with w.prepare(p, dev, record["seed"]) as case:
             timing = measure(case.run, dev, entry.timer, working_set_bytes=counts.bytes, window=sampler)
@@ -201,27 +201,33 @@ class Runner:
         record.update(check_fields(check))
         record["mem_alloc_peak_bytes"] = dev.mem_alloc_peak_bytes()
         record["rss_peak_bytes"] = host.rss_peak_bytes()
-        assert sampler.window is not None  # measure() closed it
-        record.update(
-            window_fields(
-                sampler.window,
-                timing.window_calls,
-                counts.flops,
-                counts.tokens,
-                record["tokens_per_s"],
-                self.idle_power_w,
-                host_is_device=dev.kind == "cpu",
-            )
-        )
-        if self.on_window:
-            self.on_window(record["seq"], sampler.window)
+        self._telemetry_fields(record, sampler, timing, counts)
         if not check.passed:
             record.update(
                 status="failed",
                 reason=f"output check failed: error {check.error:.3g} > "
                 f"tolerance {check.tolerance:.3g} ({check.detail})",
             )
-        self._health(record, health_before)
+
+    def _telemetry_fields(self, record: dict[str, Any], sampler: Sampler, timing: Timing, counts: Counts) -> None:
+        """The window's energy and behaviour; a telemetry error nulls them, never the measurement."""
+        try:
+            assert sampler.window is not None  # measure() closed it
+            record.update(
+                window_fields(
+                    sampler.window,
+                    timing.window_calls,
+                    math.fsum(timing.samples_s),
+                    counts.flops,
+                    counts.tokens,
+                    self.idle_power_w,
+                    host_is_device=self.device.kind == "cpu",
+                )
+            )
+            if self.on_window:
+                self.on_window(record["seq"], sampler.window)
+        except Exception as e:  # a bug or an I/O error here must not lose what was measured
+            record.update(energy_j=None, energy_source=None, energy_reason=f"telemetry error: {one_line(e)}")
 
     def _health(self, record: dict[str, Any], before: dict[str, Any]) -> None:
         """A memory fault the card could not correct during the measurement fails the record."""
@@ -236,6 +242,7 @@ class Runner:
         if self.on_start:
             self.on_start(seq, entry)
         record = self._base(seq, entry)
+        health_before = self.telemetry.health()
         try:
             self._measure(entry, record)
         except torch.OutOfMemoryError as e:
@@ -246,6 +253,8 @@ class Runner:
             gc.collect()
             if self.device.kind == "cuda":
                 torch.cuda.empty_cache()
+        if record["status"] != "skipped":  # a fault often surfaces as the workload's exception
+            self._health(record, health_before)
         record["finished_at"] = utc_now()
         self.writer.append(record)
         self.records.append(record)

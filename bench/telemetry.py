@@ -32,6 +32,9 @@ STATE_INTERVAL_S = 0.1
 # The energy counter and the power readings update every few tens of ms: a window this long
 # holds many updates, so their granularity is a small part of the energy.
 DEFAULT_MIN_WINDOW_S = 1.0
+# ... and at least this many periods of the energy counter, as measured in the idle baseline.
+MIN_WINDOW_COUNTER_PERIODS = 20
+JOIN_TIMEOUT_S = 5.0
 
 # NVML clock-event (throttle) reason bits, named after NVML's constants.
 CLOCK_EVENT_REASONS: dict[int, str] = {
@@ -188,6 +191,17 @@ class NvmlTelemetry(Telemetry):
                 self._readers[name] = reader
             else:
                 self.missing[name] = err
+        if "power" not in self._readers and "energy" not in self._readers:
+            # nothing to measure energy with (a vGPU, a locked-down container): no thread, no
+            # lengthened windows; health counters may still be readable
+            self.reason = "NVML reads neither power nor energy on this GPU: " + "; ".join(
+                f"{k}: {v}" for k, v in self.missing.items() if k.startswith(("power", "energy"))
+            )
+            self.min_window_s = 0.0
+
+    @property
+    def active(self) -> bool:
+        return "power" in self._readers or "energy" in self._readers
 
     def sample(self, t_s: float, state: bool = True) -> Sample:
         values: dict[str, Any] = {}
@@ -297,14 +311,19 @@ class Sampler:
     def start(self) -> None:
         t = self.telemetry
         self._stop.clear()
+        self._loop_error: str | None = None
         self._samples = [t.sample(self.clock())]  # read just before the window opens
         self._ticks = 0
         self._power_limit = t.power_limit_w()
         if t.active:
             self._thread = threading.Thread(target=self._loop, name="tokenbench-telemetry", daemon=True)
             self._thread.start()
-        self._host_start = self.host.read() if self.host else None
-        self._t0, self._counter_start, self._counter_reason = self._read_counter()
+        try:
+            self._host_start = self.host.read() if self.host else None
+            self._t0, self._counter_start, self._counter_reason = self._read_counter()
+        except BaseException:
+            self._join()
+            raise
 
     def tick(self) -> None:
         """Read one sample now (the thread does this every `interval_s`); the card's state only
@@ -314,18 +333,27 @@ class Sampler:
         self._ticks += 1
 
     def _loop(self) -> None:
-        while not self._stop.wait(self.interval_s):
-            self.tick()
+        try:
+            while not self._stop.wait(self.interval_s):
+                self.tick()
+        except Exception as e:  # the window's figures become null with this, the timing is kept
+            self._loop_error = f"sampler thread stopped: {type(e).__name__}: {e}"
+
+    def _join(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=JOIN_TIMEOUT_S)
+            if self._thread.is_alive():  # an NVML call hung (a GPU falling off the bus)
+                self._loop_error = f"sampler thread did not stop within {JOIN_TIMEOUT_S:g} s"
+            self._thread = None
 
     def stop(self) -> Window:
         t = self.telemetry
         t1, counter_end, end_reason = self._read_counter()
         host_end = self.host.read() if self.host else None
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
-        self.tick()  # read just after the window closes
+        self._join()
+        if self._loop_error is None:
+            self.tick()  # read just after the window closes
         host = self.host
         self.window = Window(
             t0_s=self._t0,
@@ -335,7 +363,7 @@ class Sampler:
             counter_end_j=counter_end,
             counter_reason=self._counter_reason or end_reason,
             source=t.source,
-            reason=t.problem,
+            reason=self._loop_error or t.problem,
             power_reading=t.power_reading,
             interval_s=self.interval_s,
             power_limit_w=self._power_limit,

@@ -111,7 +111,7 @@ def test_energy_power_and_behaviour_from_a_known_trace(use_nvml):
     tel = NvmlTelemetry(HANDLE)
     assert tel.power_reading.startswith("instant") and not tel.missing
     w = run_window(tel, clock)
-    f = window_fields(w, calls=10, flops_per_call=1e12, tokens_per_call=100, tokens_per_s=500.0, idle_power_w=60.0)
+    f = window_fields(w, calls=10, timed_s=0.72, flops_per_call=1e12, tokens_per_call=100, idle_power_w=60.0)
     # the integral of 100 + 200 t from 0.05 to 0.95: 100 x 0.9 + 100 x (0.95^2 - 0.05^2) = 180 J
     assert f["energy_counter_j"] == pytest.approx(180.0)
     assert f["energy_integrated_j"] == pytest.approx(180.0)
@@ -132,7 +132,8 @@ def test_energy_power_and_behaviour_from_a_known_trace(use_nvml):
     assert f["energy_per_call_j"] == pytest.approx(18.0)
     assert f["energy_per_token_j"] == pytest.approx(0.18)
     assert f["energy_per_tflop_j"] == pytest.approx(18.0)
-    assert f["tokens_per_s_per_w"] == pytest.approx(2.5)  # 500 tok/s / 200 W
+    assert f["tokens_per_s_per_w"] == pytest.approx(1000 / 180)  # tokens per joule
+    assert f["energy_timed_share"] == pytest.approx(0.8)  # 0.72 s of calls in the 0.9 s window
     assert f["energy_above_idle_j"] == pytest.approx(180.0 - 60.0 * 0.9)
 
 
@@ -190,7 +191,7 @@ def test_missing_nvml_library_leaves_telemetry_null_with_the_reason(use_nvml):
     tel = telemetry.for_device(fake_gpu_device())
     assert not tel.active and "NVML init failed" in tel.reason and "Library Not Found" in tel.reason
     w = run_window(tel, FakeClock())
-    f = window_fields(w, calls=3, flops_per_call=1e9, tokens_per_call=None, tokens_per_s=None, idle_power_w=None)
+    f = window_fields(w, calls=3, timed_s=0.5, flops_per_call=1e9, tokens_per_call=None, idle_power_w=None)
     assert f["energy_j"] is None and "Library Not Found" in f["energy_reason"]
     assert f["power_mean_w"] is None and f["energy_per_call_j"] is None and f["energy_window_calls"] == 3
 
@@ -207,6 +208,42 @@ def test_a_gpu_lost_mid_window_gives_null_energy_with_the_reason(use_nvml):
     tel = NvmlTelemetry(HANDLE)
     f = energy.energy_fields(run_window(tel, clock))
     assert f["energy_j"] is None and "GPU is lost" in f["energy_reason"]
+
+
+def test_nvml_without_power_or_energy_is_not_active(use_nvml):
+    clock = FakeClock()
+    use_nvml(scripted_pynvml(ramp_gpu(clock, counter=False, instant_power=False)))
+    nvml.pynvml.nvmlDeviceGetPowerUsage.side_effect = pynvml.NVMLError(pynvml.NVML_ERROR_NO_PERMISSION)
+    tel = NvmlTelemetry(HANDLE)
+    assert not tel.active and tel.min_window_s == 0.0 and "neither power nor energy" in tel.reason
+    assert Sampler(tel).min_window_s == 0.0 and tel.health()["ecc_corrected"] == 0  # health still read
+
+
+def test_mig_slice_reads_the_whole_gpu(use_nvml):
+    import ctypes
+
+    fake = scripted_pynvml(ramp_gpu(FakeClock()))
+    fake.nvmlDeviceIsMigDeviceHandle.side_effect = lambda h: ctypes.c_uint(1)  # as the real binding returns it
+    fake.nvmlDeviceGetDeviceHandleFromMigDeviceHandle.side_effect = lambda h: "parent-handle"
+    use_nvml(fake)
+    assert nvml.whole_gpu("mig-handle") == ("parent-handle", True)
+    fake.nvmlDeviceIsMigDeviceHandle.side_effect = lambda h: ctypes.c_uint(0)
+    assert nvml.whole_gpu("gpu-handle") == ("gpu-handle", False)
+
+
+def test_a_crashing_sampler_thread_keeps_the_counter_energy(use_nvml):
+    import time
+
+    gpu = ScriptedGpu(clock=time.perf_counter, power_w=lambda t: 250.0, energy_mj=lambda t: 250_000.0 * t)
+    use_nvml(scripted_pynvml(gpu))
+    tel = NvmlTelemetry(HANDLE)
+    sampler = Sampler(tel, interval_s=0.01)
+    sampler.start()
+    tel.sample = lambda t, state=True: 1 / 0  # a bug in the reading code
+    time.sleep(0.05)
+    w = sampler.stop()
+    assert "sampler thread stopped: ZeroDivisionError" in w.reason
+    assert energy.energy_fields(w)["energy_j"] == pytest.approx(250.0 * w.duration_s, rel=5e-3)
 
 
 def test_cpu_device_gets_null_telemetry():
@@ -269,7 +306,8 @@ def test_timer_lengthens_a_short_window_with_more_calls(cpu):
     assert t.summary.n == 3  # max_reps holds for the kept samples
     assert t.window_calls > 3 and w.closed - w.opened >= 0.2
     # below max_reps the extra calls are kept as samples
-    t = measure(lambda: sum(range(2000)), cpu, TimerConfig(warmup_s=0, min_time_s=0, min_reps=2), window=w)
+    cfg = TimerConfig(warmup_s=0, min_time_s=0, min_reps=2, max_reps=10**7)
+    t = measure(lambda: sum(range(2000)), cpu, cfg, window=w)
     assert t.summary.n == t.window_calls > 2
 
 
@@ -385,7 +423,7 @@ def test_runner_records_window_energy_from_nvml(use_nvml, cpu, tmp_path):
     assert rec["energy_per_call_j"] == pytest.approx(rec["energy_j"] / rec["energy_window_calls"])
     assert rec["energy_per_token_j"] == pytest.approx(rec["energy_j"] / (1000 * rec["energy_window_calls"]))
     assert rec["energy_above_idle_j"] == pytest.approx(rec["energy_j"] - 50.0 * rec["energy_window_s"])
-    assert rec["tokens_per_s_per_w"] == pytest.approx(rec["tokens_per_s"] / rec["power_mean_w"])
+    assert 0 < rec["energy_timed_share"] < 1
     assert rec["health_change"] == "ok" and rec["n_telemetry_samples"] >= 5
     assert rec["power_limit_w"] == 700.0 and rec["clock_limited_share"] == 0.0
 
@@ -423,3 +461,61 @@ def test_uncorrected_ecc_during_a_measurement_fails_the_record(use_nvml, cpu, tm
     assert rec["status"] == "failed" and rec["health_change"] == "fail"
     assert rec["reason"] == "card health: ecc_uncorrected +1 during this measurement"
     assert rec["check_passed"] is True and rec["energy_j"] is not None  # what was measured is kept
+
+
+def test_a_telemetry_error_after_timing_keeps_the_measurement(use_nvml, cpu, tmp_path):
+    import time
+
+    use_nvml(scripted_pynvml(ScriptedGpu(clock=time.perf_counter)))
+    runner = telemetry_runner(cpu, tmp_path, NvmlTelemetry(HANDLE, min_window_s=0.0))
+
+    def disk_full(seq, window):
+        raise OSError("No space left on device")
+
+    runner.on_window = disk_full
+    rec = runner.run_entry(0, fake_entry())
+    assert rec["status"] == "ok" and rec["n_samples"] == 3 and rec["check_passed"]
+    assert rec["energy_j"] is None and rec["energy_reason"] == "telemetry error: OSError: No space left on device"
+
+
+def test_ecc_growth_is_reported_when_the_workload_itself_crashes(use_nvml, cpu, tmp_path, register):
+    import contextlib
+    import time
+
+    from bench.suites import Entry
+    from tests.fakes import Fake
+
+    gpu = ScriptedGpu(clock=time.perf_counter)
+    use_nvml(scripted_pynvml(gpu))
+
+    class Crashing(Fake):
+        id = "crashing"
+
+        @contextlib.contextmanager
+        def prepare(self, p, device, seed):
+            gpu.health["ecc_uncorrected"] += 2
+            raise RuntimeError("CUDA error: uncorrectable ECC error encountered")
+            yield
+
+    w = register(Crashing())
+    e = Entry(w, w.parse({}), TimerConfig(warmup_s=0, min_time_s=0, min_reps=3, max_reps=3))
+    rec = telemetry_runner(cpu, tmp_path, NvmlTelemetry(HANDLE, min_window_s=0.0)).run_entry(0, e)
+    assert rec["status"] == "failed" and rec["health_change"] == "fail"
+    assert rec["reason"] == (
+        "RuntimeError: CUDA error: uncorrectable ECC error encountered; "
+        "card health: ecc_uncorrected +2 during this measurement"
+    )
+
+
+def test_idle_on_the_cpu_uses_rapl(tmp_path):
+    clock = FakeClock()
+    zone = rapl_zone(tmp_path, "intel-rapl:0", "package-0", 1_000_000, max_uj=10**12)
+    sampler = Sampler(NullTelemetry("the device is the CPU: no NVML"), host=HostEnergy(tmp_path), clock=clock)
+
+    def sleep(seconds):
+        clock.t += seconds
+        (zone / "energy_uj").write_text(f"{1_000_000 + round(35e6 * seconds)}\n")  # 35 W
+
+    idle = energy.idle_fields(telemetry.idle_window(sampler, 2.0, sleep=sleep), 2.0, host_is_device=True)
+    assert idle["idle_power_w"] == pytest.approx(35.0) and idle["idle_energy_source"] == "rapl"
+    assert idle["idle_cpu_power_w"] == pytest.approx(35.0)
