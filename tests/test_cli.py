@@ -132,6 +132,36 @@ def test_run_with_nvml_telemetry_writes_energy_idle_health_and_timeline(tmp_path
     assert {line.split(",")[2] for line in timeline[1:]} == {"True", "False"}
 
 
+def test_uncorrected_ecc_growth_between_measurements_fails_the_run(tmp_path, register, monkeypatch):
+    import pynvml
+
+    from bench import cli, nvml, telemetry
+    from tests.fakes import Fake
+    from tests.scripted_nvml import HANDLE, ScriptedGpu, scripted_pynvml
+
+    register(Fake())
+    fake = scripted_pynvml(ScriptedGpu(clock=time.perf_counter))
+    reads = []
+
+    def ecc(handle, error_type, counter_type):  # run start, record start, record end: 0; run end: 1
+        if error_type != pynvml.NVML_MEMORY_ERROR_TYPE_UNCORRECTED:
+            return 0
+        reads.append(1)
+        return 1 if len(reads) >= 4 else 0
+
+    fake.nvmlDeviceGetTotalEccErrors.side_effect = ecc
+    monkeypatch.setattr(nvml, "pynvml", fake)
+    nvml.init_error.cache_clear()
+    monkeypatch.setattr(cli.tm, "for_device", lambda dev, min_window_s: telemetry.NvmlTelemetry(HANDLE, 0.0))
+    result = invoke("run", "-w", "fake", "--out", str(tmp_path), "--device", "cpu", "--idle-s", "0", "--no-progress")
+    nvml.init_error.cache_clear()
+    assert result.exit_code == 1, result.output
+    assert "tokenbench: error: card health changed during the run: ecc_uncorrected +1" in result.output
+    assert list(load(tmp_path)["status"]) == ["ok"]  # the measurement itself was clean
+    header = json.loads(next(tmp_path.glob("*Z-*.json")).read_text())
+    assert header["health_change"] == "fail" and header["health_after"]["ecc_uncorrected"] == 1
+
+
 def test_timeline_without_telemetry_warns_and_writes_none(tmp_path):
     result = invoke("run", "-w", "gemm:m=8,n=8,k=8,dtype=fp32", "--out", str(tmp_path), "--timeline", "--no-progress")
     assert result.exit_code == 0 and "--timeline: nothing to sample" in result.output
