@@ -88,9 +88,9 @@ def energy_fields(w: Window, threshold: float = DISAGREE_ABOVE) -> dict[str, Any
         if counter <= 0 < w.duration_s:
             counter, counter_reason = None, f"energy counter did not advance in {w.duration_s:.3g} s"
     points = [(s.t_s, s.power_w) for s in w.samples if s.power_w is not None]
-    integrated, integrated_reason = (None, w.reason or "no power readings") if not points else (None, None)
-    if points:
-        integrated, integrated_reason = integrate_power(points, w.t0_s, w.t1_s)
+    integrated, integrated_reason = (
+        integrate_power(points, w.t0_s, w.t1_s) if points else (None, w.reason or "no power readings")
+    )
     if counter is not None:
         energy, source, reason = counter, "nvml_energy_counter", None
     elif integrated is not None:
