@@ -228,8 +228,18 @@ class RunWriter:
         self.counts[record["status"]] = self.counts.get(record["status"], 0) + 1
 
     def finish(self, state: str, finished_at: str, error: str | None = None) -> None:
-        """Close the records file and rewrite the header with the end state and counts."""
+        """Close the records file and rewrite the header with the end state and counts.
+
+        The counts are taken from the file itself: a Ctrl-C between a record's fsync and the
+        in-memory tally must not make the header disagree with what is on disk.
+        """
         self._fh.close()
+        self.counts = dict.fromkeys(STATUSES, 0)
+        with open(self.records_path, encoding="utf-8") as f:
+            for line in f:
+                if line.strip():
+                    status = json.loads(line)["status"]
+                    self.counts[status] = self.counts.get(status, 0) + 1
         self.header.update(
             {
                 "state": state,

@@ -325,3 +325,16 @@ def test_load_rejects_any_other_schema_version(tmp_path, version):
     path.write_text(json.dumps({**_record("r", 0), "schema_version": version}) + "\n")
     with pytest.raises(ResultsError, match=r"r\.jsonl:1: unsupported schema_version"):
         load(path)
+
+
+def test_finish_counts_what_is_on_disk(tmp_path):
+    """An interrupt between a record's fsync and the in-memory tally: the header follows the file."""
+    from bench.results import RunWriter
+
+    w = RunWriter(tmp_path, "r", {})
+    w.append({"schema_version": 1, "run_id": "r", "workload": "x", "status": "ok"})
+    w.append({"schema_version": 1, "run_id": "r", "workload": "x", "status": "failed"})
+    w.counts["ok"] -= 1  # as if the tally had not happened yet
+    w.finish("interrupted", "2026-11-22T00:00:00Z")
+    header = json.loads((tmp_path / "r.json").read_text())
+    assert header["n_records"] == 2 and header["n_ok"] == 1 and header["n_failed"] == 1
