@@ -1,10 +1,11 @@
-"""The `tokenbench` command: run, list, env."""
+"""The `tokenbench` command: run, cost, list, env."""
 
 from __future__ import annotations
 
 import json
 import secrets
 import sys
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -19,7 +20,8 @@ from bench import telemetry as tm
 from bench.device import Device, DeviceError, detect
 from bench.energy import idle_fields
 from bench.host import HostEnergy
-from bench.results import RunWriter, TimelineWriter, new_run_id
+from bench.results import ResultsError, RunWriter, TimelineWriter, new_run_id
+from bench.results import load as load_records
 from bench.runner import Runner
 from bench.suites import Entry, SuiteError, builtin_names, load_suite, select
 from bench.table import notes, results_tables
@@ -219,6 +221,148 @@ def _health_after(writer: RunWriter, telemetry: tm.Telemetry, before: dict[str, 
 def _params_text(workload: workloads.Workload) -> str:
     fields = workload.Params.model_fields
     return ", ".join(f"{name}={field.default!r}" for name, field in fields.items())
+
+
+class Format(str, Enum):
+    table = "table"
+    csv = "csv"
+    json = "json"
+
+
+class Term(str, Enum):
+    on_demand = "on-demand"
+    one_year = "1-year"
+    three_year = "3-year"
+
+
+@app.command("cost")
+def cost_(
+    results: Annotated[
+        list[Path] | None,
+        typer.Argument(
+            help="results: .jsonl files, run headers or directories (searched recursively)", show_default=False
+        ),
+    ] = None,
+    catalog: Annotated[
+        list[Path] | None,
+        typer.Option("--catalog", help="your [[gpu]], [[offer]], [[server]] file; same id replaces; repeatable"),
+    ] = None,
+    site: Annotated[
+        list[Path] | None,
+        typer.Option("--site", help="your site figures (pue = 1.2, ...) and [sensitivity]; repeatable"),
+    ] = None,
+    fmt: Annotated[
+        Format, typer.Option("--format", help="table, csv (the $/Mtok rows) or json (everything)")
+    ] = Format.table,
+    gpu: Annotated[
+        str | None,
+        typer.Option(help="catalog GPU id (e.g. H100-SXM): the GPU of --tokens-per-s, or a filter on results"),
+    ] = None,
+    tokens_per_s: Annotated[
+        float | None, typer.Option(min=0, help="price this rate (tokens/s per GPU) instead of results")
+    ] = None,
+    usd_per_gpu_hour: Annotated[
+        float | None, typer.Option(min=0, help="also price under this rental price ($/GPU-hour)")
+    ] = None,
+    term: Annotated[Term, typer.Option(help="term of --usd-per-gpu-hour")] = Term.on_demand,
+    power_w: Annotated[
+        float | None,
+        typer.Option(min=0, help="with --tokens-per-s: measured mean power (default: TDP, an estimate)"),
+    ] = None,
+    idle_power_w: Annotated[float | None, typer.Option(min=0, help="with --tokens-per-s: measured idle power")] = None,
+    utilisation: Annotated[float | None, typer.Option(min=0, max=1, help="replace the site utilisation (0-1]")] = None,
+    plots: Annotated[Path | None, typer.Option(help="write PNG and SVG plots to this directory")] = None,
+    train_params: Annotated[
+        float | None, typer.Option(min=0, help="training projection: parameters (e.g. 8e9)")
+    ] = None,
+    train_tokens: Annotated[float | None, typer.Option(min=0, help="training projection: tokens (e.g. 15e12)")] = None,
+    train_gpus: Annotated[int | None, typer.Option(min=1, help="training projection: GPUs")] = None,
+    mfu: Annotated[
+        float | None,
+        typer.Option(min=0, max=1, help="training projection: MFU (default: the best measured)"),
+    ] = None,
+) -> None:
+    """$ per million tokens, owned against rented, with break-even, sensitivity and a training-run projection."""
+    from bench import cost as costmod
+    from bench import cost_report, prices
+
+    positive = {"--tokens-per-s": tokens_per_s, "--usd-per-gpu-hour": usd_per_gpu_hour, "--power-w": power_w,
+                "--idle-power-w": idle_power_w, "--utilisation": utilisation, "--train-params": train_params,
+                "--train-tokens": train_tokens, "--mfu": mfu}  # fmt: skip
+    for flag, value in positive.items():
+        if value is not None and value <= 0:
+            fail(f"{flag} must be positive, got {value:g}")
+
+    try:
+        cat = prices.load(catalog or [], site or [])
+        if utilisation is not None:
+            cat = prices.with_site_value(cat, "utilisation", utilisation, "command line (--utilisation)")
+    except prices.CatalogError as e:
+        fail(str(e))
+    if gpu is not None and gpu not in cat.gpus:
+        fail(f"--gpu: unknown GPU {gpu!r}; known: {', '.join(sorted(cat.gpus))}")
+    if (train_params is None) != (train_tokens is None):
+        fail("--train-params and --train-tokens go together")
+    if train_params is not None and train_gpus is None:
+        fail("--train-gpus is needed with --train-params and --train-tokens")
+    if usd_per_gpu_hour is not None and gpu is None:
+        fail("--usd-per-gpu-hour needs --gpu (the GPU the price is for)")
+    if results and tokens_per_s is not None:
+        fail("give results or --tokens-per-s, not both")
+    if not results and (power_w is not None or idle_power_w is not None) and tokens_per_s is None:
+        fail("--power-w and --idle-power-w go with --tokens-per-s")
+    if results:
+        if power_w is not None or idle_power_w is not None:
+            fail("--power-w and --idle-power-w go with --tokens-per-s; results carry their measured power")
+        try:
+            frame = load_records(*results)
+        except ResultsError as e:
+            fail(str(e))
+        records = frame.astype(object).where(frame.notna(), None).to_dict("records") if len(frame) else []
+        if not records:
+            fail(f"no records found in {', '.join(map(str, results))}")
+        if gpu is not None:
+            records = [r for r in records if costmod.record_gpu(r, cat) == gpu]
+            if not records:
+                fail(f"--gpu {gpu}: no records from that GPU")
+        subjects, skipped = costmod.subjects_from_records(records, cat)
+    elif tokens_per_s is not None:
+        if gpu is None:
+            fail("--tokens-per-s needs --gpu (a catalog GPU id)")
+        spec = cat.gpus[gpu]
+        power = costmod.power_for(spec, power_w, idle_power_w, how="given")
+        label = "given rate"
+        subjects, skipped = [costmod.Subject(gpu=gpu, label=label, bases=(("tokens", tokens_per_s),), power=power)], []
+    else:
+        fail("nothing to price: give results (files or directories), or --gpu and --tokens-per-s")
+    if not subjects:
+        reasons = "; ".join(sorted({s["reason"] for s in skipped}))
+        fail(f"no record could be priced: {reasons}")
+    extra = [costmod.given_offer(gpu, usd_per_gpu_hour, term.value)] if usd_per_gpu_hour and gpu else []
+    report = costmod.analyse(cat, subjects, skipped, extra)
+    if train_params is not None and train_tokens is not None and train_gpus is not None:
+        for gc in report.gpus.values():
+            try:
+                gc.projection = costmod.projection_for(cat, gc, subjects, train_params, train_tokens, train_gpus, mfu)
+            except ValueError as e:
+                err.print(f"tokenbench: warning: {e}", markup=False, highlight=False, soft_wrap=True)
+    if fmt is Format.csv:
+        sys.stdout.write(cost_report.frame(report).to_csv(index=False))
+    elif fmt is Format.json:
+        sys.stdout.write(json.dumps(cost_report.as_json(report), indent=2, default=str) + "\n")
+    else:
+        for renderable in cost_report.render(report):
+            out.print(renderable)
+        for line in cost_report.notes(report):
+            out.print(line, markup=False, highlight=False, soft_wrap=True)
+    if plots is not None:
+        from bench.cost_plots import write_plots
+
+        try:
+            written = write_plots(report, plots)
+        except OSError as e:
+            fail(f"--plots {plots}: {e.strerror or e}")
+        err.print(f"tokenbench: plots: {', '.join(str(p) for p in written)}", markup=False, soft_wrap=True)
 
 
 @app.command("list")

@@ -29,6 +29,18 @@ PEAK_DTYPES: tuple[str, ...] = get_args(PeakDtype)
 _DATE_RE = re.compile(r"^\d{4}-(0[1-9]|1[0-2])(-\d{2})?$")
 
 
+def check_date(v: Any, pattern: re.Pattern[str] = _DATE_RE, expected: str = "YYYY-MM or YYYY-MM-DD") -> Any:
+    """A catalog date: a string matching `pattern` (a full date must exist), or an unquoted TOML date."""
+    if isinstance(v, dt.date):  # an unquoted TOML date arrives as a date object
+        return v.isoformat()[:10]
+    if isinstance(v, str):
+        if not pattern.match(v):
+            raise ValueError(f"expected {expected}, got {v!r}")
+        if len(v) == 10:
+            dt.date.fromisoformat(v)  # rejects 2024-02-30
+    return v
+
+
 class CatalogError(ValueError):
     """The catalog file is unreadable or invalid; the message is one line naming file, entry, field."""
 
@@ -64,14 +76,7 @@ class GpuSpec(BaseModel):
     @field_validator("source_date", mode="before")
     @classmethod
     def _check_date(cls, v: Any) -> Any:
-        if isinstance(v, dt.date):  # an unquoted TOML date arrives as a date object
-            return v.isoformat()[:10]
-        if isinstance(v, str):
-            if not _DATE_RE.match(v):
-                raise ValueError(f"expected YYYY-MM or YYYY-MM-DD, got {v!r}")
-            if len(v) == 10:
-                dt.date.fromisoformat(v)  # rejects 2024-02-30
-        return v
+        return check_date(v)
 
 
 def _where(entry: Any, index: int) -> str:
@@ -93,6 +98,14 @@ def _parse(text: str, label: str) -> list[GpuSpec]:
     entries = data.get("gpu")
     if not isinstance(entries, list) or not entries:
         raise fail("expected one or more [[gpu]] tables")
+    return parse_entries(entries, label)
+
+
+def parse_entries(entries: list[Any], label: str) -> list[GpuSpec]:
+    """Validate [[gpu]] tables (from any file): one-line CatalogError naming file, entry and field."""
+
+    def fail(msg: str) -> CatalogError:
+        return CatalogError(" ".join(f"{label}: {msg}".split()))
 
     specs: list[GpuSpec] = []
     seen_ids: dict[str, int] = {}
@@ -147,6 +160,16 @@ def lookup(device_name: str, catalog: list[GpuSpec] | None = None) -> GpuSpec | 
             if len(m) > best_len and _matches(m, device_name):
                 best, best_len = spec, len(m)
     return best
+
+
+def catalog_spec(device_name: str, catalog: list[GpuSpec] | None = None) -> tuple[GpuSpec | None, str | None]:
+    """The catalog entry whose peaks apply to this device, or None and why there is none."""
+    spec = lookup(device_name, catalog)
+    if spec is None:
+        return None, f"no catalog entry matches {device_name!r}"
+    if " MIG " in f" {device_name} ":  # a MIG slice has only part of the card's SMs and bandwidth
+        return None, f"{device_name!r} is a MIG slice; the catalog holds whole-card peaks only"
+    return spec, None
 
 
 def peak_flops(spec: GpuSpec | None, dtype: str) -> float | None:

@@ -55,19 +55,9 @@ def rates(counts: Counts, median_s: float) -> dict[str, float | None]:
     }
 
 
-def catalog_spec(device_name: str) -> tuple[gpus.GpuSpec | None, str | None]:
-    """The catalog entry whose peaks apply to this device, or None and why there is none."""
-    spec = gpus.lookup(device_name)
-    if spec is None:
-        return None, f"no catalog entry matches {device_name!r}"
-    if " MIG " in f" {device_name} ":  # a MIG slice has only part of the card's SMs and bandwidth
-        return None, f"{device_name!r} is a MIG slice; the catalog holds whole-card peaks only"
-    return spec, None
-
-
 def device_peaks(device_name: str, dtype: str | None) -> dict[str, float | None]:
     """The device's dense peak FLOP/s for `dtype` and peak bytes/s; None where unknown."""
-    spec, _ = catalog_spec(device_name)
+    spec, _ = gpus.catalog_spec(device_name)
     return {
         "flops": gpus.peak_flops(spec, dtype) if spec and dtype else None,
         "bytes_per_s": gpus.peak_bandwidth_bytes_per_s(spec),
@@ -76,7 +66,7 @@ def device_peaks(device_name: str, dtype: str | None) -> dict[str, float | None]
 
 def peak_fields(device_name: str, dtype: str | None, tflops: float | None, gb_per_s: float | None) -> dict[str, Any]:
     """Fractions of the vendor's dense peak, or nulls with the reason they are unknown."""
-    spec, why = catalog_spec(device_name)
+    spec, why = gpus.catalog_spec(device_name)
     peaks = device_peaks(device_name, dtype)
     peak_flops, peak_bw = peaks["flops"], peaks["bytes_per_s"]
     if spec and dtype and peak_flops is None:
