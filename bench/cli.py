@@ -305,6 +305,10 @@ def cost_(
         fail("--train-params and --train-tokens go together")
     if train_params is not None and train_gpus is None:
         fail("--train-gpus is needed with --train-params and --train-tokens")
+    if train_params is None and (train_gpus is not None or mfu is not None):
+        fail("--train-gpus and --mfu go with --train-params and --train-tokens")
+    if term is not Term.on_demand and usd_per_gpu_hour is None:
+        fail("--term goes with --usd-per-gpu-hour")
     if usd_per_gpu_hour is not None and gpu is None:
         fail("--usd-per-gpu-hour needs --gpu (the GPU the price is for)")
     if results and tokens_per_s is not None:
@@ -319,6 +323,10 @@ def cost_(
         except ResultsError as e:
             fail(str(e))
         records = frame.astype(object).where(frame.notna(), None).to_dict("records") if len(frame) else []
+        for r in records:  # a column with gaps comes back as floats: 32 -> 32.0
+            for key in ("seq", "param_batch", "param_prompt_len", "param_new_tokens"):
+                if isinstance(r.get(key), float) and r[key].is_integer():
+                    r[key] = int(r[key])
         if not records:
             fail(f"no records found in {', '.join(map(str, results))}")
         if gpu is not None:

@@ -14,8 +14,9 @@ The formulas:
   u* = (F + E_idle) / (R + E_idle - E_active), with F the fixed $ per wall hour and E the energy
   $ per hour at the active and idle power. Against a committed price both sides pay every hour:
   owning is cheaper while F + E_idle + (E_active - E_idle) u < R.
-- Months to break even (simple payback, no discounting): capital / (rent paid per month - owned
-  operating cost per month), the operating cost being maintenance, colocation and energy.
+- Months to break even (discounted payback at the cost of capital r): with S the monthly saving
+  (rent paid - maintenance, colocation and energy) and r_m = (1 + r)^(1/12) - 1, the n at which
+  S's present value repays the capital C: n = -ln(1 - r_m C / S) / ln(1 + r_m); C / S when r = 0.
 - Training run: FLOPs = 6 N D; GPU-hours = FLOPs / (MFU x dense peak) / 3600; days = GPU-hours / GPUs / 24.
 """
 
@@ -146,8 +147,19 @@ def break_even(owned: Owned, price: float, committed: bool, utilisation: float) 
     rent_per_month = price * HOURS_PER_MONTH * (1.0 if committed else utilisation)
     operating = owned.usd_per_wall_hour(utilisation) - owned.capital_usd_per_hour()
     saving_per_month = rent_per_month - operating * HOURS_PER_MONTH
-    months = owned.capital_usd / saving_per_month if saving_per_month > 0 else None
-    return BreakEven(verdict, crossing, cheaper_now, months)
+    return BreakEven(verdict, crossing, cheaper_now, payback_months(owned.capital_usd, saving_per_month, owned.rate))
+
+
+def payback_months(capital: float, saving_per_month: float, rate: float) -> float | None:
+    """Months of savings whose present value at the cost of capital repays the capital; None if never."""
+    if saving_per_month <= 0:
+        return None
+    if rate == 0:
+        return capital / saving_per_month
+    r_m = (1.0 + rate) ** (1 / 12) - 1.0
+    if r_m * capital >= saving_per_month:  # the interest alone eats the saving
+        return None
+    return -math.log(1.0 - r_m * capital / saving_per_month) / math.log1p(r_m)
 
 
 # --- what is priced: records and given rates ----------------------------------------------------
@@ -198,7 +210,10 @@ class Subject:
 
 
 def token_bases(record: dict[str, Any]) -> list[tuple[str, float]]:
-    """Tokens/s per GPU by kind: decode output, input and total; prefill input; training trained."""
+    """Tokens/s per GPU by kind: decode output, input and total; prefill input; training trained.
+
+    Only the LLM workloads are priced: a kernel's "tokens" (attention's query positions) are not
+    tokens anyone pays for."""
     tps = _num(record.get("tokens_per_s"))
     workload = record.get("workload")
     if workload == "decode":
@@ -210,9 +225,8 @@ def token_bases(record: dict[str, Any]) -> list[tuple[str, float]]:
             return [("output", out)]
         inp = out * prompt / new  # the same calls read B x N prompt tokens for every B x M they write
         return [("output", out), ("input", inp), ("total", out + inp)]
-    if tps is None:
-        return []
-    return [({"train": "trained", "prefill": "input"}.get(str(workload), "tokens"), tps)]
+    kind = {"train": "trained", "prefill": "input"}.get(str(workload))
+    return [(kind, tps)] if kind and tps is not None else []
 
 
 def _num(value: Any) -> float | None:
@@ -247,7 +261,9 @@ def subjects_from_records(records: Iterable[dict[str, Any]], cat: Catalog) -> tu
             continue
         bases = token_bases(r)
         if not bases:
-            skipped.append({**where, "reason": "no token rate (a kernel benchmark)"})
+            llm = r.get("workload") in ("train", "prefill", "decode")
+            why = "no token rate in the record" if llm else "a kernel benchmark (no tokens to price)"
+            skipped.append({**where, "reason": why})
             continue
         spec, why = _record_spec(r, cat)
         if spec is None:
@@ -361,6 +377,8 @@ class Projection:
     power_from: str
     energy_mwh: float  # GPU-hours x power x PUE
     usd: dict[str, float]  # scenario id ("owned" or an offer id) -> $ for the run
+    usd_per_useful_hour: dict[str, float]  # the rate each is priced at
+    utilisation: float  # owned and committed rates are amortised at it: the fleet stays this busy
 
 
 def project_training(
@@ -385,12 +403,12 @@ def project_training(
     flops = 6.0 * params * tokens
     gpu_hours = flops / (mfu * peak) / 3600
     u = cat.value("utilisation")
-    usd: dict[str, float] = {}
+    rates: dict[str, float] = {}
     owned = owned_for(cat, gpu_id, power)
     if owned is not None:
-        usd["owned"] = gpu_hours * owned.usd_per_useful_hour(u)
+        rates["owned"] = owned.usd_per_useful_hour(u)
     for offer in offers if offers is not None else cat.offers_for(gpu_id):
-        usd[offer.id] = gpu_hours * rented_usd_per_useful_hour(offer.usd_per_gpu_hour, offer.committed, u)
+        rates[offer.id] = rented_usd_per_useful_hour(offer.usd_per_gpu_hour, offer.committed, u)
     return Projection(
         params=params,
         tokens=tokens,
@@ -405,7 +423,9 @@ def project_training(
         power_w=power.active_w,
         power_from=power.active_from,
         energy_mwh=gpu_hours * power.active_w / 1000 * cat.value("pue") / 1000,
-        usd=usd,
+        usd={k: gpu_hours * v for k, v in rates.items()},
+        usd_per_useful_hour=rates,
+        utilisation=u,
     )
 
 
@@ -522,12 +542,21 @@ def analyse(
     skipped: list[dict[str, Any]] | None = None,
     extra_offers: list[Offer] | None = None,
 ) -> CostReport:
+    extra = extra_offers or []
+    skipped = list(skipped or [])
+    priceable = []
+    for s in subjects:
+        if cat.server_for(s.gpu) is None and not cat.offers_for(s.gpu) and not any(o.gpu == s.gpu for o in extra):
+            reason = f"no owned server price and no rental offer for {s.gpu} in the catalog; add them with --catalog"
+            skipped.append({"run_id": s.run_id, "seq": s.seq, "workload": s.workload, "reason": reason})
+        else:
+            priceable.append(s)
+    subjects = priceable
     by_gpu: dict[str, list[Subject]] = {}
     for s in subjects:
         by_gpu.setdefault(s.gpu, []).append(s)
-    extra = extra_offers or []
     costs = {g: analyse_gpu(cat, g, subs, [o for o in extra if o.gpu == g]) for g, subs in by_gpu.items()}
-    return CostReport(cat, subjects, skipped or [], costs, price_rows(cat, subjects, costs))
+    return CostReport(cat, subjects, skipped, costs, price_rows(cat, subjects, costs))
 
 
 def projection_for(
@@ -547,8 +576,15 @@ def projection_for(
     trained = [s for s in subjects if s.gpu == gc.gpu and s.workload == "train" and s.mfu]
     if not trained:
         raise ValueError(f"training projection for {gc.gpu}: no training record with an MFU; pass --mfu")
-    best = max(trained, key=lambda s: s.mfu or 0.0)
-    dtype = best.compute_dtype if best.compute_dtype in gpus.PEAK_DTYPES else "bf16"
+
+    def dtype_of(s: Subject) -> str:
+        return s.compute_dtype if s.compute_dtype in gpus.PEAK_DTYPES else "bf16"  # type: ignore[return-value]
+
+    def achieved(s: Subject) -> float:  # FLOP/s, so a bf16 record at 40% does not beat fp8 at 30%
+        return (s.mfu or 0.0) * (gpus.peak_flops(cat.gpus[gc.gpu], dtype_of(s)) or 0.0)
+
+    best = max(trained, key=achieved)
+    dtype = dtype_of(best)
     where = f", run {best.run_id} seq {best.seq}" if best.run_id else ""
     return project_training(
         cat,

@@ -16,7 +16,6 @@ from rich.table import Table
 
 from bench.cost import CostReport, GpuCost, crf
 from bench.prices import SITE_BOUNDS, Catalog, Offer, Sourced
-from bench.table import fmt_num
 
 TERM_SHORT = {"on-demand": "on-demand", "1-year": "1-yr", "3-year": "3-yr"}
 PARAMETER_TEXT = {
@@ -32,6 +31,13 @@ PARAMETER_TEXT = {
 
 def money(value: float | None, digits: int = 2) -> str:
     return "-" if value is None or not math.isfinite(value) else f"${value:,.{digits}f}"
+
+
+def rate(value: float | None) -> str:
+    """A token rate: whole numbers with thousands separators from 100 up, 3 significant digits below."""
+    if value is None or not math.isfinite(value):
+        return "-"
+    return f"{value:,.0f}" if value >= 100 else f"{value:.3g}"
 
 
 def pct(value: float | None) -> str:
@@ -105,7 +111,8 @@ def owned_table(cat: Catalog, gc: GpuCost) -> Table | None:
     t.add_row(
         "energy",
         f"({p.active_w:.0f} W x {pct(u)} + {p.idle_w:.0f} W idle x {pct(1 - u)}) x PUE {o.pue:g} x ${o.usd_per_kwh:g}"
-        f"/kWh; active: {p.active_from}; idle: {p.idle_from}",
+        f"/kWh; GPU board power only (the host's share is not measured); active: {p.active_from}; idle: "
+        f"{p.idle_from}",
         money(o.energy_usd_per_wall_hour(u), 3),
     )
     t.add_row("per wall-clock hour", "sum of the above", money(o.usd_per_wall_hour(u), 3))
@@ -116,8 +123,9 @@ def owned_table(cat: Catalog, gc: GpuCost) -> Table | None:
 def offers_table(cat: Catalog, gc: GpuCost) -> Table:
     u = cat.value("utilisation")
     life = cat.value("depreciation_years") * 12
+    owned_at = f" (owned at {gc.focus.power.active_w:.0f} W)" if gc.owned else " (no owned price to compare)"
     t = Table(
-        title=f"Rented {gc.gpu}, and owning against each offer (owned at {gc.focus.power.active_w:.0f} W)",
+        title=f"Rented {gc.gpu}, and owning against each offer{owned_at}",
         title_justify="left",
         header_style="bold",
     )
@@ -193,8 +201,8 @@ def mtok_table(report: CostReport, gc: GpuCost) -> Table:
         t.add_row(
             seq + first["label"],
             first["tokens"],
-            fmt_num(first["tokens_per_s"]),
-            fmt_num(first["per_user_tokens_per_s"]),
+            rate(first["tokens_per_s"]),
+            rate(first["per_user_tokens_per_s"]),
             watts,
             *((money(cells["owned"]["usd_per_mtok"], 4),) if has_owned else ()),
             *(money(cells[o.id]["usd_per_mtok"], 4) if o.id in cells else "-" for o in gc.offers),
@@ -257,8 +265,13 @@ def projection_table(gc: GpuCost) -> Table | None:
     t.add_row(f"energy = GPU-hours x {p.power_w:.0f} W ({p.power_from}) x PUE", f"{p.energy_mwh:,.1f} MWh")
     offers = {o.id: o for o in gc.offers}
     for scenario, usd in p.usd.items():
-        name = "owned" if scenario == "owned" else f"{offers[scenario].provider} {offers[scenario].term}"
-        t.add_row(f"$ {name}", money(usd, 0))
+        offer = offers.get(scenario)
+        name = "owned" if offer is None else f"{offer.provider} {offer.term}"
+        rate = money(p.usd_per_useful_hour[scenario], 3)
+        how = (
+            "paid per hour used" if offer is not None and not offer.committed else f"amortised at {pct(p.utilisation)}"
+        )
+        t.add_row(f"$ {name} ({rate} per useful GPU-hour, {how})", money(usd, 0))
     return t
 
 
@@ -278,15 +291,18 @@ def notes(report: CostReport) -> list[str]:
         "bench/catalog/*.toml); ~ marks a power figure estimated from the TDP",
         "$/Mtok = $ per useful GPU-hour / (tokens/s per GPU x 3600 / 1e6); a committed (1- or 3-year) rental is "
         "paid every hour, so it is divided by utilisation like an owned GPU; on-demand is not",
-        "payback months: capital / (rent per month - maintenance, colocation and energy per month), undiscounted",
+        "payback months: when the monthly saving (rent - maintenance, colocation and energy), discounted at the cost "
+        "of capital, has repaid the capital; a training run's owned and committed costs are amortised: they assume "
+        "the fleet stays busy at the site utilisation (a whole committed term costs more)",
     ]
     for gc in report.gpus.values():
         f = gc.focus
         where = f" (run {f.run_id} seq {f.seq})" if f.run_id else ""
-        lines.append(
-            f"{gc.gpu}: owned, break-even and sensitivity at the power of {f.label}{where}: {f.power.active_w:.0f} W "
-            f"({f.power.active_from}), idle {f.power.idle_w:.0f} W ({f.power.idle_from})"
-        )
+        if gc.owned:
+            lines.append(
+                f"{gc.gpu}: owned, break-even and sensitivity at the power of {f.label}{where}: "
+                f"{f.power.active_w:.0f} W ({f.power.active_from}), idle {f.power.idle_w:.0f} W ({f.power.idle_from})"
+            )
         if gc.owned_reason:
             lines.append(f"{gc.gpu}: {gc.owned_reason}")
         if not gc.offers:

@@ -9,6 +9,7 @@ def first_error(e: ValidationError, default_loc: str = "value", show_input: bool
     """`field.path: message` of the first error, plus `(+N more)`; never more than one line."""
     err = e.errors()[0]
     loc = ".".join(str(p) for p in err["loc"] if p != "[key]")
-    got = f" (got {err['input']!r})" if show_input and loc and "input" in err else ""
+    shown = show_input and loc and "input" in err and err["type"] != "missing"  # a missing field's input is its parent
+    got = f" (got {err['input']!r})" if shown else ""
     more = f" (+{e.error_count() - 1} more)" if e.error_count() > 1 else ""
     return " ".join(f"{loc or default_loc}: {err['msg']}{got}{more}".split())

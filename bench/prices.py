@@ -47,7 +47,7 @@ def _date(v: Any) -> Any:
 class Sourced(BaseModel):
     """What every catalog figure carries: when it was true and where it comes from."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     date: str
     source: str = Field(min_length=1)
@@ -126,7 +126,7 @@ SENSITIVITY_KEYS = (
 class Sensitivity(BaseModel):
     """One-at-a-time ranges: absolute [low, high] for site figures, multipliers for prices."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     depreciation_years: tuple[float, float]
     utilisation: tuple[float, float]
@@ -143,6 +143,10 @@ class Sensitivity(BaseModel):
             low, high = getattr(self, key)
             if not 0 < low <= high:
                 raise ValueError(f"{key}: expected 0 < low <= high, got [{low}, {high}]")
+            if key in SITE_BOUNDS:  # a site figure's range must hold values the site figure may take
+                bottom, top, meaning = SITE_BOUNDS[key]
+                if low < bottom or high > top:
+                    raise ValueError(f"{key}: [{low}, {high}] goes outside [{bottom}, {top}] ({meaning})")
         return self
 
 

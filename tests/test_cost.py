@@ -12,6 +12,7 @@ from bench.cost import (
     break_even,
     crf,
     given_offer,
+    payback_months,
     power_for,
     project_training,
     rented_usd_per_useful_hour,
@@ -128,6 +129,14 @@ def test_break_even_against_a_committed_price_by_hand():
     assert be.owning_cheaper_at_site  # at u = 0.5: 0.5800685 + 0.0375 = 0.6176 < 0.62
 
 
+def test_payback_is_discounted_at_the_cost_of_capital():
+    assert payback_months(12_500, 500, 0.0) == pytest.approx(25.0)
+    # r_m = 1.1025^(1/12) - 1 = 0.0081648; n = -ln(1 - 0.0081648 x 12500 / 500) / ln(1.0081648) = 28.08
+    assert payback_months(12_500, 500, 0.1025) == pytest.approx(28.08, abs=0.01)
+    assert payback_months(12_500, 100, 0.1025) is None  # 102 $/month of interest eats a 100 $/month saving
+    assert payback_months(12_500, -5, 0.0) is None
+
+
 def test_training_projection_by_hand():
     cat = prices.packaged()
     power = power_for(cat.gpus["H100-SXM"], 500.0, 100.0)
@@ -153,6 +162,7 @@ def test_token_kinds_per_workload():
     assert token_bases({"workload": "train", "tokens_per_s": 900.0}) == [("trained", 900.0)]
     assert token_bases({"workload": "prefill", "tokens_per_s": 5e4}) == [("input", 5e4)]
     assert token_bases({"workload": "gemm", "tokens_per_s": None}) == []
+    assert token_bases({"workload": "attention", "tokens_per_s": 1e6}) == []  # query positions: not priced
     assert token_bases({"workload": "train", "tokens_per_s": float("nan")}) == []
 
 
@@ -172,14 +182,20 @@ def test_records_not_priced_say_why():
             record(seq=2, workload="gemm", tokens_per_s=None),
             record(seq=3, device_name="Intel Xeon (cpu)"),
             record(seq=4, device_name="NVIDIA H100 80GB HBM3 MIG 1g.10gb"),
+            record(seq=5, device_name="NVIDIA A100-SXM4-40GB"),
         ],
         cat,
     )
+    report = analyse(cat, subjects, skipped)
+    assert [s.seq for s in report.subjects] == [0]  # the A100 40GB has neither a server price nor an offer
+    assert "no owned server price and no rental offer for A100-SXM4-40GB" in report.skipped[-1]["reason"]
+    assert {r["seq"] for r in report.rows} == {0}
+    subjects = subjects[:1]
     assert [s.seq for s in subjects] == [0]
     assert subjects[0].gpu == "H100-SXM" and subjects[0].power.active_w == 600.0
     reasons = {s["seq"]: s["reason"] for s in skipped}
     assert "status failed" in reasons[1]
-    assert "no token rate" in reasons[2]
+    assert "a kernel benchmark" in reasons[2]
     assert "no catalog entry" in reasons[3]
     assert "MIG slice" in reasons[4]
 

@@ -128,9 +128,10 @@ def test_table_names_records_not_priced_and_projects_training_from_measured_mfu(
     args = [str(results), "--catalog", str(catalog), "--site", str(site)]
     result = invoke(*args, "--train-params", "1e9", "--train-tokens", "1e12", "--train-gpus", "8")
     assert result.exit_code == 0, result.output
-    assert "not priced: 1 record(s): no token rate" in result.stdout
+    assert "not priced: 1 record(s): a kernel benchmark (no tokens to price)" in result.stdout
     assert "not priced: 1 record(s): status failed" in result.stdout
     assert "not a catalog GPU" in result.stdout
+    assert "per useful GPU-hour, amortised at 50%" in result.stdout  # the projection says how it is priced
     doc = json.loads(invoke(*args, "--format", "json", "--train-params", "1e9", "--train-tokens", "1e12",
                             "--train-gpus", "8").stdout)  # fmt: skip
     p = doc["gpus"]["H100-SXM"]["projection"]
@@ -171,6 +172,8 @@ def test_plots_are_written_as_png_and_svg(measured, tmp_path):
         (["results-that-do-not-exist"], "no such file or directory"),
         (["--catalog", "nope.toml", "--gpu", "H100-SXM", "--tokens-per-s", "10"], "nope.toml: cannot read"),
         (["--usd-per-gpu-hour", "2"], "--usd-per-gpu-hour needs --gpu"),
+        (["--gpu", "H100-SXM", "--tokens-per-s", "10", "--mfu", "0.4"], "--mfu go with --train-params"),
+        (["--gpu", "H100-SXM", "--tokens-per-s", "10", "--term", "3-year"], "--term goes with --usd-per-gpu-hour"),
     ],
 )  # fmt: skip
 def test_bad_input_is_one_line_exit_2(args, expect):

@@ -68,7 +68,8 @@ def offer(id="acme", gpu="H100-SXM", term="on-demand", price=2.5, date='date = "
     ("text", "expect"),
     [
         (offer(price=-1), r"offer\[0\] \(acme\): usd_per_gpu_hour: Input should be greater than 0"),
-        (offer(date=""), r"offer\[0\] \(acme\): date: Field required"),
+        (offer(date=""), r"offer\[0\] \(acme\): date: Field required$"),
+        (offer(price="inf"), r"usd_per_gpu_hour: Input should be a finite number"),
         (offer(date='date = "2026-13"'), r"date: .*expected YYYY, YYYY-MM or YYYY-MM-DD"),
         (offer(gpu="H100"), r"offer\[0\] \(acme\): gpu: unknown GPU 'H100'; known: .*H100-SXM"),
         (offer(term="monthly"), r"term: Input should be 'on-demand', '1-year' or '3-year'"),
@@ -97,6 +98,8 @@ def test_bad_catalog_files_are_one_line_errors_naming_the_field(tmp_path, text, 
         ("colour = 3\n", r"unknown site field\(s\) \['colour'\]"),
         ("[pue]\nvalue = 1.2\nsource = 'x'\n", r"site.pue: date: Field required"),
         ("[sensitivity]\npue = [1.6, 1.1]\n", r"sensitivity: .*pue: expected 0 < low <= high"),
+        ("[sensitivity]\nutilisation = [0.5, 1.5]\n", r"utilisation: \[0.5, 1.5\] goes outside \[0.0, 1.0\]"),
+        ("[sensitivity]\npue = [0.5, 0.9]\n", r"pue: \[0.5, 0.9\] goes outside \[1.0, 3.0\]"),
     ],
 )
 def test_bad_site_files_are_one_line_errors(tmp_path, text, expect):
