@@ -464,66 +464,70 @@ def analyse_gpu(cat: Catalog, gpu_id: str, subjects: list[Subject], extra_offers
     return result
 
 
+def _scenarios(cat: Catalog, s: Subject, gc: GpuCost, u: float) -> list[tuple[str, float, dict[str, Any]]]:
+    """Owned (at this subject's own power) and each offer: (scenario, $ per useful hour, price fields)."""
+    owned = owned_for(cat, s.gpu, s.power)
+    out: list[tuple[str, float, dict[str, Any]]] = []
+    server = cat.server_for(s.gpu)
+    if owned is not None and server is not None:
+        fields = {
+            "provider": "owned",
+            "term": f"{cat.value('depreciation_years'):g}-year depreciation",
+            "usd_per_gpu_hour": owned.usd_per_wall_hour(u),
+            "price_date": server.date,
+            "price_source": server.source,
+            "price_weak": server.weak,
+        }
+        out.append(("owned", owned.usd_per_useful_hour(u), fields))
+    for offer in gc.offers:
+        be = break_even(owned, offer.usd_per_gpu_hour, offer.committed, u) if owned else None
+        fields = {
+            "provider": offer.provider,
+            "term": offer.term,
+            "usd_per_gpu_hour": offer.usd_per_gpu_hour,
+            "break_even": be.verdict if be else None,
+            "break_even_utilisation": be.utilisation if be else None,
+            "payback_months": be.payback_months if be else None,
+            "price_date": offer.date,
+            "price_source": offer.source,
+            "price_weak": offer.weak,
+        }
+        out.append((offer.id, rented_usd_per_useful_hour(offer.usd_per_gpu_hour, offer.committed, u), fields))
+    return out
+
+
 def price_rows(cat: Catalog, subjects: list[Subject], costs: dict[str, GpuCost]) -> list[dict[str, Any]]:
     """One row per subject, token kind and scenario (owned, each offer): the $/Mtok table, long form."""
     u = cat.value("utilisation")
     rows: list[dict[str, Any]] = []
     for s in subjects:
-        gc = costs[s.gpu]
-        owned = owned_for(cat, s.gpu, s.power)  # at this subject's own power
-        owned_hour = owned.usd_per_useful_hour(u) if owned else None
-        scenarios: list[tuple[str, Offer | None]] = [("owned", None)] if owned else []
-        scenarios += [(o.id, o) for o in gc.offers]
+        scenarios = _scenarios(cat, s, costs[s.gpu], u)
+        owned_hour = next((hour for name, hour, _ in scenarios if name == "owned"), None)
         for kind, tps in s.bases:
-            owned_mtok = usd_per_mtok(owned_hour, tps) if owned_hour is not None else None
-            for scenario, offer in scenarios:
-                row: dict[str, Any] = {
-                    "run_id": s.run_id,
-                    "seq": s.seq,
-                    "workload": s.workload,
-                    "label": s.label,
-                    "gpu": s.gpu,
-                    "batch": s.batch,
-                    "tokens": kind,
-                    "tokens_per_s": tps,
-                    "per_user_tokens_per_s": s.per_user_tokens_per_s,
-                    "power_w": s.power.active_w,
-                    "power_from": s.power.active_from,
-                    "idle_power_w": s.power.idle_w,
-                    "idle_power_from": s.power.idle_from,
-                    "utilisation": u,
-                    "scenario": scenario,
-                }
-                if offer is None:
-                    row.update(
-                        provider="owned",
-                        term=f"{cat.value('depreciation_years'):g}-year depreciation",
-                        usd_per_gpu_hour=owned.usd_per_wall_hour(u),  # type: ignore[union-attr]
-                        usd_per_useful_gpu_hour=owned_hour,
-                        usd_per_mtok=owned_mtok,
-                        owned_usd_per_mtok=owned_mtok,
-                        price_date=(srv := cat.server_for(s.gpu)).date,  # type: ignore[union-attr]
-                        price_source=srv.source,  # type: ignore[union-attr]
-                        price_weak=srv.weak,  # type: ignore[union-attr]
-                    )
-                else:
-                    rent_hour = rented_usd_per_useful_hour(offer.usd_per_gpu_hour, offer.committed, u)
-                    be = break_even(owned, offer.usd_per_gpu_hour, offer.committed, u) if owned else None
-                    row.update(
-                        provider=offer.provider,
-                        term=offer.term,
-                        usd_per_gpu_hour=offer.usd_per_gpu_hour,
-                        usd_per_useful_gpu_hour=rent_hour,
-                        usd_per_mtok=usd_per_mtok(rent_hour, tps),
-                        owned_usd_per_mtok=owned_mtok,
-                        break_even=be.verdict if be else None,
-                        break_even_utilisation=be.utilisation if be else None,
-                        payback_months=be.payback_months if be else None,
-                        price_date=offer.date,
-                        price_source=offer.source,
-                        price_weak=offer.weak,
-                    )
-                rows.append(row)
+            for scenario, hour, fields in scenarios:
+                rows.append(
+                    {
+                        "run_id": s.run_id,
+                        "seq": s.seq,
+                        "workload": s.workload,
+                        "label": s.label,
+                        "gpu": s.gpu,
+                        "batch": s.batch,
+                        "tokens": kind,
+                        "tokens_per_s": tps,
+                        "per_user_tokens_per_s": s.per_user_tokens_per_s,
+                        "power_w": s.power.active_w,
+                        "power_from": s.power.active_from,
+                        "idle_power_w": s.power.idle_w,
+                        "idle_power_from": s.power.idle_from,
+                        "utilisation": u,
+                        "scenario": scenario,
+                        **fields,
+                        "usd_per_useful_gpu_hour": hour,
+                        "usd_per_mtok": usd_per_mtok(hour, tps),
+                        "owned_usd_per_mtok": usd_per_mtok(owned_hour, tps) if owned_hour is not None else None,
+                    }
+                )
     return rows
 
 
