@@ -1,4 +1,4 @@
-"""The `tokenbench` command: run, cost, list, env."""
+"""The `tokenbench` command: run, cost, report, compare, list, env."""
 
 from __future__ import annotations
 
@@ -7,21 +7,21 @@ import secrets
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 import workloads
+from bench import cli_results
 from bench import env as envmod
 from bench import telemetry as tm
+from bench.console import err, fail, out
 from bench.device import Device, DeviceError, detect
 from bench.energy import idle_fields
 from bench.host import HostEnergy
-from bench.results import ResultsError, RunWriter, TimelineWriter, new_run_id
-from bench.results import load as load_records
+from bench.results import ResultsError, RunWriter, TimelineWriter, load_records, new_run_id
 from bench.runner import Runner
 from bench.suites import Entry, SuiteError, builtin_names, load_suite, select
 from bench.table import notes, results_tables
@@ -31,15 +31,6 @@ app = typer.Typer(
     no_args_is_help=True,
     help="tokenbench: LLM and kernel benchmarks in tokens/s, TFLOP/s and GB/s, on GPU or CPU.",
 )
-# Logs and pipes get a fixed width so the table does not fold into an 80-column mess.
-out = Console(width=None if sys.stdout.isatty() else 160)
-err = Console(stderr=True)
-
-
-def fail(message: str, code: int = 2) -> NoReturn:
-    """One clear line on stderr and a non-zero exit; nothing has been run."""
-    err.print(f"tokenbench: error: {message}", markup=False, highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
 
 
 def _open_device(requested: str | None) -> Device:
@@ -319,14 +310,9 @@ def cost_(
         if power_w is not None or idle_power_w is not None:
             fail("--power-w and --idle-power-w go with --tokens-per-s; results carry their measured power")
         try:
-            frame = load_records(*results)
+            records = load_records(*results)
         except ResultsError as e:
             fail(str(e))
-        records = frame.astype(object).where(frame.notna(), None).to_dict("records") if len(frame) else []
-        for r in records:  # a column with gaps comes back as floats: 32 -> 32.0
-            for key in ("seq", "param_batch", "param_prompt_len", "param_new_tokens"):
-                if isinstance(r.get(key), float) and r[key].is_integer():
-                    r[key] = int(r[key])
         if not records:
             fail(f"no records found in {', '.join(map(str, results))}")
         if gpu is not None:
@@ -371,6 +357,10 @@ def cost_(
         except OSError as e:
             fail(f"--plots {plots}: {e.strerror or e}")
         err.print(f"tokenbench: plots: {', '.join(str(p) for p in written)}", markup=False, soft_wrap=True)
+
+
+app.command("report")(cli_results.report)
+app.command("compare")(cli_results.compare)
 
 
 @app.command("list")

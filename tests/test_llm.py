@@ -10,6 +10,7 @@ import workloads
 from bench.device import CpuDevice
 from bench.results import RunWriter
 from bench.runner import Runner
+from bench.schema import check_record
 from bench.suites import Entry
 from bench.timing import TimerConfig
 from workloads.decode import step_bytes
@@ -163,7 +164,9 @@ def test_chunked_prefill_after_cached_positions_matches_one_pass():
 
 def run(cpu, tmp_path, wid, **raw):
     w = workloads.get(wid)
-    return Runner(cpu, RunWriter(tmp_path, "r", {}), {}, seed=0).run([Entry(w, w.parse(raw), FAST)])[0]
+    rec = Runner(cpu, RunWriter(tmp_path, "r", {}), {}, seed=0).run([Entry(w, w.parse(raw), FAST)])[0]
+    assert check_record(rec) is None  # every LLM field has its schema type
+    return rec
 
 
 def test_decode_record_keeps_its_invariants(cpu, tmp_path):

@@ -14,7 +14,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def readme_commands() -> list[str]:
-    return re.findall(r"```bash\n(python3 -m venv[^\n]+)\n```", (ROOT / "README.md").read_text())
+    pattern = r"```bash\n((?:command -v chromium[^\n]*; )?python3 -m venv[^\n]+)\n```"
+    return re.findall(pattern, (ROOT / "README.md").read_text())
 
 
 def test_readme_has_a_run_and_a_test_command():

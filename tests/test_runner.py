@@ -12,6 +12,7 @@ from bench import gpus
 from bench.device import CpuDevice
 from bench.results import RunWriter, documented
 from bench.runner import Runner, one_line, peak_fields, rates
+from bench.schema import check_record
 from bench.stats import summarize
 from bench.suites import Entry
 from bench.timing import TimerConfig
@@ -71,6 +72,7 @@ def test_ok_record_is_complete_and_consistent(runner):
     assert rec["started_at"] <= rec["finished_at"] and rec["finished_at"].endswith("Z")
     # the schema: every field is documented (param_* by prefix) and the disk copy matches
     assert all(documented(k) for k in rec), [k for k in rec if not documented(k)]
+    assert check_record(rec) is None
     assert on_disk(runner) == [rec]
 
 

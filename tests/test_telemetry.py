@@ -16,6 +16,7 @@ from bench.energy import clock_event_shares, integrate_power, window_fields
 from bench.host import HostEnergy
 from bench.results import RunWriter, TimelineWriter
 from bench.runner import Runner
+from bench.schema import check_record
 from bench.suites import Entry
 from bench.telemetry import NullTelemetry, NvmlTelemetry, Sample, Sampler, health_change
 from bench.timing import TimerConfig, measure
@@ -414,6 +415,7 @@ def test_runner_records_window_energy_from_nvml(use_nvml, cpu, tmp_path):
     assert 0 < rec["energy_timed_share"] < 1
     assert rec["health_change"] == "ok" and rec["n_telemetry_samples"] >= 5
     assert rec["power_limit_w"] == 700.0 and rec["clock_limited_share"] == 0.0
+    assert check_record(rec) is None  # every telemetry field has its schema type
 
 
 def test_runner_without_nvml_keeps_every_other_field(use_nvml, cpu, tmp_path):
