@@ -14,7 +14,8 @@ from rich.table import Table
 from rich.text import Text
 
 VERDICT_STYLES = {"PASS": "green", "WARN": "yellow", "FAIL": "bold red", "MISSING": "bold red", "NEW": "cyan"}
-_MD_PUNCTUATION = "\\`*_[]|#"
+_MD_PUNCTUATION = "\\`*_[]|#$~"
+CELL_LIMIT = 200  # a results file can hold a megabyte in one string: cells show its start
 
 
 def plain(value: object) -> str:
@@ -24,11 +25,17 @@ def plain(value: object) -> str:
     for ch in text:
         if ch in "\n\r\t":
             out.append(" ")
-        elif unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp"):
+        elif unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Zl", "Zp"):
             out.append(f"\\x{ord(ch):02x}" if ord(ch) < 0x100 else f"\\u{ord(ch):04x}")
         else:
             out.append(ch)
     return "".join(out)
+
+
+def cell(value: object, limit: int = CELL_LIMIT) -> str:
+    """plain() cut to `limit` characters, with "…" where it was cut."""
+    text = plain(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def markdown_cell(value: object) -> str:
@@ -50,7 +57,7 @@ class Grid:
     def add(self, *cells: object) -> None:
         if len(cells) != len(self.columns):
             raise ValueError(f"{self.title}: {len(cells)} cells for {len(self.columns)} columns")
-        self.rows.append([plain(c) for c in cells])
+        self.rows.append([cell(c) for c in cells])
 
     def rich(self) -> Table:
         table = Table(title=Text(plain(self.title)), title_justify="left", header_style="bold")

@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 
 from bench import cost as costmod
-from bench.grid import Grid, csv_safe, plain
+from bench.grid import Grid, cell, csv_safe
 from bench.prices import Catalog
 from bench.results import Run
 from bench.table import fmt_num, fmt_time
@@ -42,12 +42,12 @@ class Col:
 
 
 IDENTITY = [
-    Col("hostname", "node", plain, False),
-    Col("gpu", "device", plain, False),
-    Col("run_id", "run", plain, False),
-    Col("workload", "workload", plain, False),
-    Col("label", "config", plain, False),
-    Col("status", "status", plain, False),
+    Col("hostname", "node", cell, False),
+    Col("gpu", "device", cell, False),
+    Col("run_id", "run", cell, False),
+    Col("workload", "workload", cell, False),
+    Col("label", "config", cell, False),
+    Col("status", "status", cell, False),
 ]
 TIMING = [Col("time_median_s", "median", fmt_time), Col("time_cv", "CV", _pct)]
 POWER = [Col("power_mean_w", "W")]
@@ -63,7 +63,7 @@ FIGURES: dict[str, list[Col]] = {
             Col("ttft_median_s", "TTFT", fmt_time), Col("tpot_median_s", "TPOT", fmt_time),
             Col("per_user_tokens_per_s", "tok/s/user"), *POWER, Col("energy_per_token_j", "J/token"),
             Col("usd_per_mtok_owned", "$/Mtok owned", _usd), Col("usd_per_mtok_rented", "$/Mtok rented", _usd),
-            Col("rented_offer", "cheapest offer", plain, False)],
+            Col("rented_offer", "cheapest offer", cell, False)],
 }  # fmt: skip
 OTHER = [*TIMING, Col("tflops", "TFLOP/s"), Col("gb_per_s", "GB/s"), Col("tokens_per_s", "tokens/s"), *POWER]
 
@@ -96,28 +96,28 @@ def gpu_name(record: dict[str, Any]) -> str:
     return f"{record.get('device_name') or record.get('device') or '?'}" + ("" if index is None else f" #{index}")
 
 
-def _prices(report: costmod.CostReport | None) -> dict[tuple[Any, Any], dict[str, Any]]:
-    """(run_id, seq) -> owned $/Mtok and the cheapest rented $/Mtok, on the workload's own token kind."""
+def _prices(report: costmod.CostReport | None) -> dict[Any, dict[str, Any]]:
+    """Record position -> owned $/Mtok and the cheapest rented $/Mtok, on the workload's own token kind."""
     out: dict[tuple[Any, Any], dict[str, Any]] = {}
     for row in report.rows if report else []:
         if row["tokens"] != PRICED_KIND.get(str(row["workload"])):
             continue
-        slot = out.setdefault((row["run_id"], row["seq"]), {})
+        slot = out.setdefault(row["seq"], {})
         if row["scenario"] == "owned":
             slot["usd_per_mtok_owned"] = row["usd_per_mtok"]
         elif row["usd_per_mtok"] < slot.get("usd_per_mtok_rented", float("inf")):
             slot["usd_per_mtok_rented"] = row["usd_per_mtok"]
-            slot["rented_offer"] = f"{row['provider']} {row['term']}"
+            slot["rented_offer"] = f"{row['provider']} {row['term']} ({row.get('price_date')})"
     return out
 
 
-def _row(record: dict[str, Any], priced: dict[tuple[Any, Any], dict[str, Any]]) -> dict[str, Any]:
+def _row(record: dict[str, Any], priced: dict[Any, dict[str, Any]]) -> dict[str, Any]:
     rate = record.get("output_tokens_per_s") or record.get("tokens_per_s")
-    extra = priced.get((record.get("run_id"), record.get("seq")), {})
+    extra = priced.get(record["_pos"], {})
     return {**record, "gpu": gpu_name(record), "rate_tokens_per_s": rate, **extra}
 
 
-def family_tables(records: list[dict[str, Any]], priced: dict[tuple[Any, Any], dict[str, Any]]) -> list[FamilyTable]:
+def family_tables(records: list[dict[str, Any]], priced: dict[Any, dict[str, Any]]) -> list[FamilyTable]:
     families = sorted({str(r.get("family") or "other") for r in records},
                       key=lambda f: (FAMILY_ORDER.index(f) if f in FAMILY_ORDER else len(FAMILY_ORDER), f))  # fmt: skip
     tables = []
@@ -151,8 +151,9 @@ def priced_subject(cost: costmod.CostReport, gpu: str) -> tuple[Any, Any, str] |
 
 
 def build(runs: list[Run], cat: Catalog) -> Report:
-    records = [r for run in runs for r in run.records]
-    cost, notes = price(records, cat)
+    # Cost rows name their record by its position here (as "seq"): seq alone is unique only within a run.
+    records = [{**r, "_pos": i} for i, r in enumerate(r for run in runs for r in run.records)]
+    cost, notes = price([{**r, "seq": r["_pos"]} for r in records], cat)
     tables = family_tables(records, _prices(cost))
     reasons: dict[str, int] = {}
     for r in records:
@@ -172,7 +173,10 @@ def build(runs: list[Run], cat: Catalog) -> Report:
                          "it may lack records")  # fmt: skip
     if cost:
         u = cost.catalog.value("utilisation")
-        notes.append(f"$/Mtok at {100 * u:g}% utilisation and the catalog's site figures (see tokenbench cost)")
+        notes.append(
+            f"$/Mtok at {100 * u:g}% utilisation and the catalog's site figures (see tokenbench cost), per million "
+            "of the workload's own tokens: output for decode, input for prefill, trained for train"
+        )
     return Report(runs, records, tables, cost, notes)
 
 
@@ -194,5 +198,5 @@ def frame(report: Report) -> pd.DataFrame:
     rows = []
     for t in report.tables:
         for r in t.rows:
-            rows.append({"family": t.family, **{c.key: csv_safe(r.get(c.key)) for c in t.columns}})
+            rows.append({"family": csv_safe(t.family), **{c.key: csv_safe(r.get(c.key)) for c in t.columns}})
     return pd.DataFrame(rows)

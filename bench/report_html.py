@@ -17,7 +17,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from bench import __version__
 from bench.env import utc_now
-from bench.grid import Grid, plain
+from bench.grid import Grid, cell, plain
 from bench.report import Report, gpu_name, priced_subject, runs_grid
 from bench.report_plots import Plot, all_plots
 
@@ -84,7 +84,7 @@ def _sort_value(value: Any) -> str:
         return ""
     if isinstance(value, (int, float)):
         return repr(float(value))
-    return plain(value)
+    return cell(value)
 
 
 def family_table(report: Report, index: int) -> HtmlTable:
@@ -96,13 +96,18 @@ def family_table(report: Report, index: int) -> HtmlTable:
             status = f"status-{r['status']}" if c.key == "status" else ""
             cells.append(Cell.of(c.fmt(r.get(c.key)), _sort_value(r.get(c.key)), c.numeric, status))
         rows.append(cells)
-    return HtmlTable(f"{index}-{plain(t.family)}", t.title, [Head(c.header, c.numeric) for c in t.columns], rows)
+    return HtmlTable(str(index), t.title, [Head(c.header, c.numeric) for c in t.columns], rows)
 
 
 def grid_table(grid: Grid, table_id: str) -> HtmlTable:
     heads = [Head(c, c in grid.right) for c in grid.columns]
     rows = [[Cell.of(v, v, h.numeric) for v, h in zip(row, heads, strict=True)] for row in grid.rows]
     return HtmlTable(table_id, grid.title, heads, rows)
+
+
+COST_COLUMNS = [Head("scenario", False), Head("term", False), Head("$/GPU-hour", True),
+                Head("$/useful GPU-hour", True), Head("$/Mtok", True), Head("owning cheaper above", True),
+                Head("price date", False), Head("source", False)]  # fmt: skip
 
 
 def cost_tables(report: Report) -> list[HtmlTable]:
@@ -114,16 +119,21 @@ def cost_tables(report: Report) -> list[HtmlTable]:
         rows = [r for r in cost.rows if pick and (r["run_id"], r["seq"], r["tokens"]) == pick]
         if not rows:
             continue
-        grid = Grid(f"{gpu}: {rows[0]['label']}, {rows[0]['tokens']} tokens at {rows[0]['tokens_per_s']:.5g}/s",
-                    ["scenario", "term", "$/GPU-hour", "$/useful GPU-hour", "$/Mtok", "owning cheaper above",
-                     "price date", "source"], right={"$/GPU-hour", "$/useful GPU-hour", "$/Mtok",
-                                                     "owning cheaper above"})  # fmt: skip
+        title = f"{gpu}: {rows[0]['label']}, {rows[0]['tokens']} tokens at {rows[0]['tokens_per_s']:.5g}/s"
+        cells = []
         for r in sorted(rows, key=lambda r: r["usd_per_mtok"]):
             be = r.get("break_even_utilisation")
-            grid.add(r["provider"], r["term"], f"{r['usd_per_gpu_hour']:.3f}", f"{r['usd_per_useful_gpu_hour']:.3f}",
-                     f"{r['usd_per_mtok']:.4g}", "-" if be is None else f"{100 * be:.0f}% use",
-                     r.get("price_date"), r.get("price_source"))  # fmt: skip
-        out.append(grid_table(grid, f"cost-{len(out)}"))
+            values: list[tuple[str, Any]] = [
+                (r["provider"], r["provider"]), (r["term"], r["term"]),
+                (f"{r['usd_per_gpu_hour']:.3f}", r["usd_per_gpu_hour"]),
+                (f"{r['usd_per_useful_gpu_hour']:.3f}", r["usd_per_useful_gpu_hour"]),
+                (f"{r['usd_per_mtok']:.4g}", r["usd_per_mtok"]),
+                ("-" if be is None else f"{100 * be:.0f}% use", be),
+                (r.get("price_date"), r.get("price_date")), (r.get("price_source"), r.get("price_source")),
+            ]  # fmt: skip
+            cells.append([Cell.of(cell(text), _sort_value(v), h.numeric) for (text, v), h in zip(values, COST_COLUMNS,
+                                                                                             strict=True)])  # fmt: skip
+        out.append(HtmlTable(f"cost-{len(out)}", cell(title), COST_COLUMNS, cells))
     return out
 
 

@@ -8,7 +8,9 @@ made plain text and their `$` escaped, so matplotlib never reads them as mathtex
 from __future__ import annotations
 
 import io
+import math
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,9 +34,19 @@ class Plot:
 
 
 def label(value: Any, limit: int = 60) -> str:
+    """A legend or tick label: plain text, `$` escaped, cut in the middle so the start and end both show."""
     text = plain(value)
-    text = text if len(text) <= limit else text[: limit - 1] + "…"
+    if len(text) > limit:
+        head = (limit - 1) * 2 // 3
+        text = text[:head] + "…" + text[len(text) - (limit - 1 - head) :]
     return text.replace("$", r"\$")
+
+
+def positive(value: Any) -> float | None:
+    """A finite positive number, else None: a results file's parameter can be a string or a bool."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if math.isfinite(value) and value > 0 else None
 
 
 def _svg(fig: plt.Figure) -> bytes:
@@ -55,7 +67,7 @@ def interactivity(records: list[dict[str, Any]]) -> Plot:
                "per user, 1 / median TPOT (right); each line is one node, GPU and model shape")  # fmt: skip
     series: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in _ok(records):
-        if r["workload"] == "decode" and r.get("param_batch") and r.get("output_tokens_per_s"):
+        if r["workload"] == "decode" and positive(r.get("param_batch")) and positive(r.get("output_tokens_per_s")):
             run = str(r.get("run_id") or "")[-6:]  # the same GPU measured twice is two curves
             key = (f"{r.get('hostname')} {gpu_name(r)} {r.get('model_preset')} "
                    f"pp{r.get('param_prompt_len')}+tg{r.get('param_new_tokens')} run ..{run}")  # fmt: skip
@@ -69,11 +81,11 @@ def interactivity(records: list[dict[str, Any]]) -> Plot:
         tput = [r["output_tokens_per_s"] for r in rows]
         (line,) = left.plot(batch, tput, marker="o", label=label(key))
         user = [r.get("per_user_tokens_per_s") for r in rows]
-        pts = [(u, t, b) for u, t, b in zip(user, tput, batch, strict=True) if u]
+        pts = [(u, t, b) for u, t, b in zip(user, tput, batch, strict=True) if positive(u)]
         if pts:
             right.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", color=line.get_color())
             for u, t, b in pts:
-                right.annotate(f"b{b}", (u, t), textcoords="offset points", xytext=(4, 4), fontsize=8)
+                right.annotate(label(f"b{b:g}", 12), (u, t), textcoords="offset points", xytext=(4, 4), fontsize=8)
     left.set_xscale("log", base=2)
     left.set(xlabel="batch size", ylabel="output tokens/s", title="throughput against batch")
     right.set(xlabel="tokens/s per user (1 / TPOT)", ylabel="output tokens/s", title="throughput against interactivity")
@@ -90,12 +102,14 @@ def roofline(records: list[dict[str, Any]]) -> Plot:
         "each measured record at its arithmetic intensity (analytic FLOPs / analytic bytes); lines: the vendor "
         "roof min(peak FLOP/s, intensity x peak bandwidth) of each device and dtype in the catalog"
     )
-    pts = [r for r in _ok(records) if r.get("flops") and r.get("bytes") and r.get("tflops")]
+    pts = [
+        r for r in _ok(records) if positive(r.get("flops")) and positive(r.get("bytes")) and positive(r.get("tflops"))
+    ]
     if not pts:
         return Plot("roofline", title, caption, None, "no record with analytic FLOPs and bytes")
     fig, ax = plt.subplots(figsize=(8, 5))
     roofs = {(r.get("peak_gpu_id"), r["peak_tflops"], r["peak_gb_per_s"]) for r in pts
-             if r.get("peak_tflops") and r.get("peak_gb_per_s")}  # fmt: skip
+             if positive(r.get("peak_tflops")) and positive(r.get("peak_gb_per_s"))}  # fmt: skip
     intensities = [r["flops"] / r["bytes"] for r in pts]
     lo, hi = min(intensities) / 4, max(intensities) * 4
     for gpu, peak_tflops, peak_gbs in sorted(roofs, key=str):
@@ -146,7 +160,7 @@ def cost_per_offer(cost: CostReport | None) -> Plot:
 def energy_per_token(records: list[dict[str, Any]]) -> Plot:
     title = "Energy per token"
     caption = "LLM records: window energy / tokens counted by the workload (decode: output tokens, with their prefill)"
-    rows = [r for r in _ok(records) if r.get("family") == "llm" and r.get("energy_per_token_j") is not None]
+    rows = [r for r in _ok(records) if r.get("family") == "llm" and positive(r.get("energy_per_token_j"))]
     if not rows:
         return Plot("energy", title, caption, None,
                     "no LLM record measured energy (no NVML on the device and no readable RAPL counter)")  # fmt: skip
@@ -160,5 +174,19 @@ def energy_per_token(records: list[dict[str, Any]]) -> Plot:
     return Plot("energy", title, caption, _svg(fig))
 
 
+def _safe(key: str, title: str, draw: Callable[[], Plot]) -> Plot:
+    """A plot that fails to draw (odd values from another machine) costs the page that plot, not the report."""
+    try:
+        return draw()
+    except Exception as e:
+        plt.close("all")
+        return Plot(key, title, "", None, f"could not be drawn: {type(e).__name__}: {plain(e)[:200]}")
+
+
 def all_plots(records: list[dict[str, Any]], cost: CostReport | None) -> list[Plot]:
-    return [interactivity(records), roofline(records), cost_per_offer(cost), energy_per_token(records)]
+    return [
+        _safe("interactivity", "Throughput against batch size", lambda: interactivity(records)),
+        _safe("roofline", "Achieved against peak (roofline)", lambda: roofline(records)),
+        _safe("cost", "$ per million tokens", lambda: cost_per_offer(cost)),
+        _safe("energy", "Energy per token", lambda: energy_per_token(records)),
+    ]

@@ -160,6 +160,8 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
                     row = parse_json(line)
                 except ValueError as e:
                     raise ResultsError(f"{path}:{lineno}: not valid JSON ({getattr(e, 'msg', e)})") from None
+                except RecursionError:
+                    raise ResultsError(f"{path}:{lineno}: not a record (JSON nested too deeply)") from None
                 why = check_record(row)
                 if why:
                     raise ResultsError(f"{path}:{lineno}: {why}")
@@ -176,6 +178,10 @@ def read_header(records_path: Path) -> dict[str, Any] | None:
         return None
     try:
         header = parse_json(header_path.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise ResultsError(f"{header_path}: cannot read ({e.strerror or e})") from None
+    except RecursionError:
+        raise ResultsError(f"{header_path}: not a run header (JSON nested too deeply)") from None
     except (ValueError, UnicodeDecodeError) as e:
         raise ResultsError(f"{header_path}: not valid JSON ({getattr(e, 'msg', e)})") from None
     why = check_header(header)
@@ -221,7 +227,11 @@ def read_runs(*paths: str | Path) -> list[Run]:
     Each record gets `run_state` and `run_complete` from its run's header ("missing" when none).
     """
     runs = []
+    seen: set[Path] = set()
     for path in _record_files(paths):
+        if path.resolve() in seen:  # the same file named twice, or found under two of the paths
+            continue
+        seen.add(path.resolve())
         header = read_header(path)
         run = Run(path, header, [])
         for row in _read_jsonl(path):

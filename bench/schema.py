@@ -8,6 +8,7 @@ before anything reads it. A wrong type is an error naming the file, the line and
 from __future__ import annotations
 
 import json
+import math
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
@@ -195,9 +196,10 @@ def _record_model() -> type[BaseModel]:
             continue
         kind = _field_type(key)
         fields[key] = (kind, ...) if key in REQUIRED else (kind | None, None)
-        if key.endswith("_median_s"):
+        if key.endswith("_median_s"):  # a time: never negative
+            fields[key] = (Annotated[float, Field(ge=0)] | None, None)
             for sfx in ("_p90_s", "_p99_s"):
-                fields[key[: -len("_median_s")] + sfx] = (float | None, None)
+                fields[key[: -len("_median_s")] + sfx] = (Annotated[float, Field(ge=0)] | None, None)
     # Undocumented keys (a newer tokenbench's) are kept, but only as JSON scalars or lists of them.
     config = ConfigDict(strict=True, extra="allow", allow_inf_nan=False)
     return create_model("Record", __config__=config, **fields)
@@ -210,9 +212,16 @@ def _reject_constant(name: str) -> float:
     raise ValueError(f"{name} is not valid JSON")
 
 
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text[:20]} is out of range for a number")
+    return value
+
+
 def parse_json(text: str) -> Any:
-    """json.loads without Python's NaN / Infinity extension: a number must be finite."""
-    return json.loads(text, parse_constant=_reject_constant)
+    """json.loads without Python's NaN / Infinity extension: a number must be finite (1e999 is not)."""
+    return json.loads(text, parse_constant=_reject_constant, parse_float=_finite)
 
 
 def check_record(row: Any) -> str | None:
@@ -230,9 +239,9 @@ def check_record(row: Any) -> str | None:
         return f"status {row['status']!r} is not one of {', '.join(STATUSES)}"
     for key, value in row.items():
         if key.startswith("param_") and not isinstance(value, Scalar):
-            return f"{key}: a parameter must be a string, number, true/false or null"
+            return f"{key!r}: a parameter must be a string, number, true/false or null"
         if key not in Record.model_fields and not _plain(value):
-            return f"{key}: an unknown field must hold plain JSON values"
+            return f"{key!r}: an unknown field must hold plain JSON values"
     return None
 
 

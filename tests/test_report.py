@@ -6,6 +6,7 @@ import base64
 import csv
 import hashlib
 import io
+import json
 import re
 from pathlib import Path
 from xml.etree import ElementTree
@@ -77,7 +78,7 @@ def test_dollars_per_mtok_by_hand(node):
     cheapest = min(per_useful, key=per_useful.__getitem__)
     assert r["usd_per_mtok_rented"] == pytest.approx(per_useful[cheapest] / (tps * 3600 / 1e6))
     offer = next(o for o in cat.offers_for("H100-SXM") if o.id == cheapest)
-    assert r["rented_offer"] == f"{offer.provider} {offer.term}"
+    assert r["rented_offer"] == f"{offer.provider} {offer.term} ({offer.date})"
     from bench.cost import Power, owned_for
 
     owned = owned_for(cat, "H100-SXM", Power(POWER_W, 90.0, "measured", "measured"))
@@ -199,3 +200,63 @@ def test_recorded_cpu_runs_read_and_report():
     plots = {p.key: p for p in all_plots(rep.records, rep.cost)}
     assert plots["interactivity"].svg and plots["roofline"].svg
     assert plots["cost"].svg is None and plots["energy"].svg is None
+
+
+def test_notes_and_errors_show_control_characters_as_text(tmp_path):
+    write_run(tmp_path, "node\x1b]0;x\x07", status="failed", reason="OOM\x1b[31m red", skip=("1024 MiB",))
+    result = invoke(str(tmp_path))
+    assert result.exit_code == 0, result.output
+    assert "\x1b" not in result.output and "failed: node\\x1b]0;x\\x07" in result.output
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"schema_version": 1, "run_id": "r", "workload": "w", "status": "ok",
+                               "param_\x1b[2J": [1]}) + "\n")  # fmt: skip
+    result = invoke(str(bad))
+    assert result.exit_code == 2 and "\x1b" not in result.output and "'param_\\x1b[2J'" in result.output
+
+
+def test_csv_defuses_a_formula_in_the_family_too(tmp_path):
+    write_run(tmp_path, "node", family="=1+2")
+    rows = list(csv.DictReader(io.StringIO(frame(build(read_runs(tmp_path), prices.packaged())).to_csv(index=False))))
+    assert {r["family"] for r in rows} == {"'=1+2"}
+
+
+def test_odd_but_valid_values_never_break_the_plots(tmp_path, monkeypatch):
+    write_run(tmp_path / "a", "node", param_batch="32", bytes=0.0)  # a text batch, an impossible byte count
+    write_run(tmp_path / "b", "node", gpu=1, param_batch=True, bytes=-1.0)
+    rep = build(read_runs(tmp_path), prices.packaged())
+    plots = {p.key: p for p in all_plots(rep.records, rep.cost)}
+    assert plots["interactivity"].svg is None and plots["interactivity"].reason == "no decode records measured"
+    assert plots["roofline"].svg is None  # no record has positive bytes
+    import bench.report_plots as rp
+
+    monkeypatch.setattr(rp, "energy_per_token", lambda records: 1 / 0)
+    energy = all_plots(rep.records, rep.cost)[3]
+    assert energy.svg is None and energy.reason == "could not be drawn: ZeroDivisionError: division by zero"
+
+
+def test_a_run_named_twice_is_read_once_and_same_ids_are_priced_apart(tmp_path):
+    write_run(tmp_path / "a", "node")
+    assert len(read_runs(tmp_path, tmp_path / "a")) == 1
+    write_run(tmp_path / "b", "node", slowdown=1.0)  # the same run_id and seq numbers, twice as slow
+    rep = build(read_runs(tmp_path), prices.packaged())
+    fast, slow = sorted((r for r in table(rep, "llm").rows if r["label"] == "llama-3.1-8b b1 pp512+tg128"),
+                        key=lambda r: r["usd_per_mtok_owned"])  # fmt: skip
+    assert fast["run_id"] == slow["run_id"] and fast["seq"] == slow["seq"]
+    assert slow["usd_per_mtok_owned"] == pytest.approx(2 * fast["usd_per_mtok_owned"])
+    assert slow["usd_per_mtok_rented"] == pytest.approx(2 * fast["usd_per_mtok_rented"])
+
+
+def test_long_strings_are_cut_in_cells(tmp_path):
+    write_run(tmp_path, "n" * 5000)
+    rep = build(read_runs(tmp_path), prices.packaged())
+    cells = [c for row in table(rep, "gemm").grid().rows for c in row]
+    assert max(map(len, cells)) == 200 and any(c.endswith("…") for c in cells)
+    assert "n" * 201 not in render(rep)
+
+
+def test_html_cost_table_sorts_by_number(node):
+    html = render(build(read_runs(node), prices.packaged()))
+    section = html[html.index('id="table-cost-0"') :]
+    section = section[: section.index("</table>")]
+    values = re.findall(r'<td data-v="([^"]*)" class="num[^"]*">[^<]*% use</td>', section)
+    assert values and all(0 < float(v) <= 1 for v in values)  # the break-even share itself, not its text

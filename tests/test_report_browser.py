@@ -73,7 +73,7 @@ def test_report_in_headless_chromium(page_html: Path):
 
             # the tables: runs, four families, the H100's cost table; rows as many as records
             assert page.locator("table").count() == 6
-            assert page.locator("#family-3-llm tbody tr").count() == 9  # three GPUs x three LLM configurations
+            assert page.locator("#family-3 tbody tr").count() == 9  # three GPUs x three LLM configurations
             assert page.locator("#runs tbody tr").count() == 3
 
             # the plots: four images, each decoded by the browser
@@ -87,7 +87,7 @@ def test_report_in_headless_chromium(page_html: Path):
             assert HOSTILE in page.locator("#runs").inner_text()
 
             # sorting: tokens/s ascending, then descending, by value not by text
-            llm = page.locator("#family-3-llm")
+            llm = page.locator("#family-3")
             col = [h.strip() for h in llm.locator("thead th").all_inner_texts()].index("tokens/s")
             values = f"rows => rows.map(r => Number(r.cells[{col}].dataset.v))"
             llm.locator("thead th button").nth(col).click()

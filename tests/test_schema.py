@@ -21,10 +21,11 @@ BAD = {
     "a number as text field": ({"hostname": 42}, "hostname: Input should be a valid string"),
     "text inside samples": ({"samples_s": [0.1, "x"]}, "samples_s.1: Input should be a valid number"),
     "an object label": ({"label": {"$gt": 1}}, "label: Input should be a valid string"),
-    "a nested parameter": ({"param_m": [1, 2]}, "param_m: a parameter must be a string, number, true/false or null"),
+    "a nested parameter": ({"param_m": [1, 2]}, "'param_m': a parameter must be a string, number, true/false or null"),
     "a status of its own": ({"status": "great"}, "status 'great' is not one of ok, skipped, failed"),
     "no workload": ({"workload": None}, "workload: Input should be a valid string"),
-    "an unknown field too deep": ({"x": [[[[1]]]]}, "x: an unknown field must hold plain JSON values"),
+    "an unknown field too deep": ({"x": [[[[1]]]]}, "'x': an unknown field must hold plain JSON values"),
+    "a negative time": ({"ttft_p99_s": -0.1}, "ttft_p99_s: Input should be greater than or equal to 0"),
 }
 
 
@@ -85,3 +86,31 @@ def test_hand_made_runs_read_back_with_their_headers(tmp_path: Path):
     assert [len(r.records) for r in runs] == [6, 6]
     assert runs[0].header["environment"]["driver_version"] == "570.86.15"
     assert all(isinstance(r["seq"], int) for run in runs for r in run.records)  # JSON types kept
+
+
+def test_a_number_too_large_for_a_float_is_refused(tmp_path):
+    path = tmp_path / "r.jsonl"
+    path.write_text(json.dumps(GOOD).replace('"n_samples": 3', '"param_x": 1e999, "n_samples": 3') + "\n")
+    with pytest.raises(ResultsError, match=r"r\.jsonl:1: not valid JSON \(1e999 is out of range for a number\)"):
+        load_records(path)
+
+
+def test_json_nested_too_deeply_is_one_error(tmp_path):
+    path = tmp_path / "r.jsonl"
+    path.write_text("[" * 100_000 + "\n")
+    with pytest.raises(ResultsError, match=r"r\.jsonl:1: not a record \(JSON nested too deeply\)"):
+        load_records(path)
+
+
+def test_a_header_that_is_a_folder_is_named(tmp_path):
+    path = write_run(tmp_path, "node")
+    path.with_suffix(".json").unlink()
+    path.with_suffix(".json").mkdir()
+    with pytest.raises(ResultsError, match=r"\.json: cannot read"):
+        read_runs(path)
+
+
+def test_surrogates_and_bidi_overrides_are_shown_as_escapes():
+    from bench.grid import plain
+
+    assert plain("a\ud800b\u202ec") == "a\\ud800b\\u202ec"

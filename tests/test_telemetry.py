@@ -242,10 +242,11 @@ def test_a_crashing_sampler_thread_keeps_the_counter_energy(use_nvml):
     sampler = Sampler(tel, interval_s=0.01)
     sampler.start()
     tel.sample = lambda t, state=True: 1 / 0  # a bug in the reading code
-    time.sleep(0.05)
+    time.sleep(0.2)
     w = sampler.stop()
     assert "sampler thread stopped: ZeroDivisionError" in w.reason
-    assert energy.energy_fields(w)["energy_j"] == pytest.approx(250.0 * w.duration_s, rel=5e-3)
+    # The counter and the window's clock are read a moment apart: a loaded CI machine can stretch that to ms.
+    assert energy.energy_fields(w)["energy_j"] == pytest.approx(250.0 * w.duration_s, rel=2e-2)
 
 
 def test_cpu_device_gets_null_telemetry():
