@@ -3,22 +3,24 @@
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import sys
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
 
+import torch
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 import workloads
-from bench import cli_results
+from bench import cli_results, dist, node
 from bench import env as envmod
 from bench import telemetry as tm
 from bench.console import err, fail, out
-from bench.device import Device, DeviceError, detect
+from bench.device import Device, DeviceError, cuda_unusable_reason, detect
 from bench.energy import idle_fields
 from bench.host import HostEnergy
 from bench.results import ResultsError, RunWriter, TimelineWriter, load_records, new_run_id
@@ -83,30 +85,47 @@ def run(
         typer.Option(min=0, help="lengthen each timed window to at least this many seconds where NVML measures it"),
     ] = tm.DEFAULT_MIN_WINDOW_S,
     timeline: Annotated[bool, typer.Option(help="keep every telemetry sample in OUT/<run-id>.timeline.csv")] = False,
+    nproc: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="processes on this node, one per GPU (or CPU processes with --device cpu), through torchrun; "
+            "default: every visible GPU when no --device is given, else 1",
+        ),
+    ] = None,
+    dist_timeout_s: Annotated[
+        float, typer.Option(min=1, help="with several processes: how long a rank waits for the others")
+    ] = 600.0,
+    outlier_pct: Annotated[
+        float, typer.Option(min=0, help="with several GPUs: name a GPU this many % under its node's median")
+    ] = node.DEFAULT_OUTLIER_PCT,
 ) -> None:
     """Run a suite and print a results table; records go to OUT/<run-id>.jsonl as each one finishes."""
     # Validate the suite before touching the GPU when one is named, so bad input costs nothing.
     if suite:
         _entries(suite, workload or [], detect("cpu"))
-    dev = _open_device(device)
-    for note in dev.notes:
+    d = _join_or_launch(nproc, device, dist_timeout_s)
+    dev = _open_device(_rank_device(device, d))
+    for note in dev.notes if _is_lead(d) else []:
         err.print(f"tokenbench: warning: {note}", markup=False, highlight=False, soft_wrap=True)
     suite_name, entries = _entries(suite, workload or [], dev)
     if not entries:
         fail(f"nothing to run: suite {suite_name!r} selects no entries")
     seed = secrets.randbelow(2**31) if seed is None else seed
+    if d:
+        seed = d.broadcast(seed)  # every rank draws the same inputs where a collective's check needs it
     environment = envmod.capture(dev)
     telemetry = tm.for_device(dev, min_window_s=energy_window_s)
     host_energy = HostEnergy()
     interval_s = sample_ms / 1000
-    for note in [telemetry.reason] if dev.kind == "cuda" and telemetry.reason else []:
+    for note in [telemetry.reason] if dev.kind == "cuda" and telemetry.reason and _is_lead(d) else []:
         err.print(f"tokenbench: warning: no GPU telemetry: {note}", markup=False, highlight=False, soft_wrap=True)
     idle = _idle_baseline(telemetry, host_energy, idle_s, interval_s, host_is_device=dev.kind == "cpu")
     if idle.get("energy_counter_period_s"):  # a slow counter needs a longer window to resolve
         period_windows = tm.MIN_WINDOW_COUNTER_PERIODS * idle["energy_counter_period_s"]
         telemetry.min_window_s = max(telemetry.min_window_s, period_windows)
     health_before = telemetry.health()
-    run_id = new_run_id()
+    run_id = d.broadcast(new_run_id()) if d else new_run_id()
     header = {
         "suite": suite_name,
         "workload_args": workload or [],
@@ -119,17 +138,26 @@ def run(
         "idle": idle,
         "health_before": health_before or None,
     }
-    writer = RunWriter(out_dir, run_id, header)
+    ranks = d.gather(_rank_summary(d, dev, environment)) if d else None
+    if ranks:
+        header.update(world_size=d.world_size, nodes=len({r["node_rank"] for r in ranks}), ranks=ranks)
+    writer = RunWriter(out_dir, run_id, header) if _is_lead(d) else None
+    sink = dist.GatheringWriter(d, run_id, writer) if d else writer
     runner = Runner(
         dev,
-        writer,
+        sink,
         environment,
         seed=seed,
         telemetry=telemetry,
         sample_interval_s=interval_s,
         host_energy=host_energy,
         idle_power_w=idle.get("idle_power_w"),
+        dist=d,
     )
+    if d is not None and d.rank != 0:
+        _follow(d, runner, entries, telemetry, health_before)
+        return
+    assert writer is not None
     if timeline and not telemetry.active:
         err.print(f"tokenbench: warning: --timeline: nothing to sample ({telemetry.reason})", markup=False)
     samples_out = TimelineWriter(out_dir, run_id, tm.SAMPLE_FIELDS[1:]) if timeline and telemetry.active else None
@@ -152,7 +180,7 @@ def run(
         with bar:
             runner.run(entries)
     except KeyboardInterrupt:
-        _health_after(writer, telemetry, health_before)
+        _health_after(writer, telemetry, health_before, None)
         writer.finish("interrupted", envmod.utc_now(), "interrupted by the user (SIGINT)")
         err.print(
             f"tokenbench: interrupted: {len(runner.records)} finished record(s) kept in {writer.records_path}",
@@ -165,13 +193,22 @@ def run(
     finally:
         if samples_out:
             samples_out.close()
-    level, detail = _health_after(writer, telemetry, health_before)
+    level, detail = _health_after(writer, telemetry, health_before, d)
+    records = sink.all_records if isinstance(sink, dist.GatheringWriter) else runner.records
+    summary = node.summarize(records, outlier_pct / 100)
+    if summary.gpus:
+        writer.header["node_summary"] = summary.as_json()
     writer.finish("complete", envmod.utc_now())
-    title = f"tokenbench {suite_name} on {dev.name} ({dev.torch_device}), run {run_id}"
-    for table in results_tables(runner.records, title=title):
+    where = f"{d.world_size} processes ({dev.kind})" if d else f"{dev.name} ({dev.torch_device})"
+    title = f"tokenbench {suite_name} on {where}, run {run_id}"
+    for table in results_tables(records, title=title):
         out.print(table)
-    for line in notes(runner.records):
+    for line in notes(records):
         out.print(line, markup=False, highlight=False, soft_wrap=True)
+    if summary.gpus:
+        out.print(node.summary_grid(summary).rich())
+        for line in summary.lines():
+            out.print(line, markup=False, highlight=False, soft_wrap=True)
     if idle.get("idle_power_w") is not None:
         out.print(f"idle baseline: {idle['idle_power_w']:.1f} W over {idle['idle_window_s']:.1f} s", markup=False)
     if level in ("warn", "fail"):
@@ -179,14 +216,18 @@ def run(
         err.print(f"tokenbench: {what}: card health changed during the run: {detail}", markup=False, soft_wrap=True)
     n_failed = writer.counts["failed"]
     out.print(
-        f"{len(runner.records)} records ({writer.counts['ok']} ok, {writer.counts['skipped']} skipped, "
+        f"{len(records)} records ({writer.counts['ok']} ok, {writer.counts['skipped']} skipped, "
         f"{n_failed} failed) in {writer.records_path}; run header {writer.header_path}",
         markup=False,
         highlight=False,
         soft_wrap=True,
     )
-    if n_failed or level == "fail":
-        raise typer.Exit(1)
+    code = 1 if n_failed or level == "fail" else 0
+    if d is not None:
+        d.finish()
+        code = dist.leave(code)
+    if code:
+        raise typer.Exit(code)
 
 
 def _idle_baseline(
@@ -201,12 +242,86 @@ def _idle_baseline(
     return idle_fields(window, seconds, host_is_device=host_is_device)
 
 
-def _health_after(writer: RunWriter, telemetry: tm.Telemetry, before: dict[str, Any]) -> tuple[str | None, str | None]:
-    """Read the card's health counters again and put both reads and the change in the header."""
+def _health_change(telemetry: tm.Telemetry, before: dict[str, Any]) -> tuple[dict, str | None, str | None]:
     after = telemetry.health()
     level, detail = tm.health_change(before, after) if before else (None, "no health counters on this device")
+    return after, level, detail
+
+
+def _health_after(
+    writer: RunWriter, telemetry: tm.Telemetry, before: dict[str, Any], d: dist.Dist | None
+) -> tuple[str | None, str | None]:
+    """Read the card's health counters again and put both reads and the change in the header.
+
+    With several ranks, every rank reads its own card and rank 0 records the worst change,
+    naming the ranks it came from.
+    """
+    after, level, detail = _health_change(telemetry, before)
+    if d is not None:
+        changes = d.gather((level, detail)) or []
+        level = next((lv for lv in ("fail", "warn", "ok") if any(c[0] == lv for c in changes)), None)
+        bad = [f"rank {i}: {c[1]}" for i, c in enumerate(changes) if c[0] in ("warn", "fail")]
+        detail = "; ".join(bad) if bad else changes[0][1] if changes else detail
+        writer.header["health_per_rank"] = [{"rank": i, "change": c[0], "detail": c[1]} for i, c in enumerate(changes)]
     writer.header.update(health_after=after or None, health_change=level, health_detail=detail)
     return level, detail
+
+
+def _is_lead(d: dist.Dist | None) -> bool:
+    """True in the process that prints and writes: the only one, or rank 0."""
+    return d is None or d.rank == 0
+
+
+def _join_or_launch(nproc: int | None, device: str | None, timeout_s: float) -> dist.Dist | None:
+    """Inside torchrun: join the job. Otherwise, with more than one process wanted: start torchrun."""
+    if dist.launched():
+        if device and device.startswith("cuda:"):
+            fail(f"--device {device}: under torchrun each process takes GPU LOCAL_RANK; give --device cuda or cpu")
+        kind = "cpu" if (device or "").lower() == "cpu" or cuda_unusable_reason() else "cuda"
+        if kind == "cpu":
+            torch.set_num_threads(dist.cpu_threads(int(os.environ.get("LOCAL_WORLD_SIZE", "1"))))
+        try:
+            return dist.init(kind, timeout_s)
+        except (dist.DistError, RuntimeError, ValueError) as e:
+            fail(f"cannot join the torchrun job: {e}")
+    wanted = nproc
+    if wanted is None:  # every visible GPU, unless one device was asked for
+        wanted = torch.cuda.device_count() if device is None and cuda_unusable_reason() is None else 1
+    if wanted > 1:
+        if (device or "").startswith("cuda:"):
+            fail(f"--nproc {wanted} runs one process per GPU; --device {device} names one GPU")
+        if (device or "cuda") != "cpu" and cuda_unusable_reason() is None and wanted > torch.cuda.device_count():
+            fail(f"--nproc {wanted}: torch sees {torch.cuda.device_count()} GPU(s)")
+        if "run" not in sys.argv:
+            fail("--nproc above 1 needs the tokenbench run command line (it restarts itself under torchrun)")
+        args = dist.without_option(sys.argv[sys.argv.index("run") + 1 :], "--nproc")
+        kind = "cpu" if (device or "").lower() == "cpu" or cuda_unusable_reason() else "cuda"
+        raise typer.Exit(dist.launch(wanted, args, kind))
+    return None
+
+
+def _rank_device(device: str | None, d: dist.Dist | None) -> str | None:
+    """The device this process measures: under torchrun, GPU LOCAL_RANK (or the CPU)."""
+    if d is None or d.backend == "gloo":
+        return device
+    return f"cuda:{d.local_rank}"
+
+
+def _rank_summary(d: dist.Dist, dev: Device, environment: dict[str, Any]) -> dict[str, Any]:
+    return {**d.fields(), "hostname": environment.get("hostname"), "device": str(dev.torch_device),
+            "device_name": dev.name, "gpu_index": environment.get("gpu_index"),
+            "gpu_uuid": environment.get("gpu_uuid")}  # fmt: skip
+
+
+def _follow(d: dist.Dist, runner: Runner, entries: list[Entry], telemetry: tm.Telemetry, before: dict) -> None:
+    """A rank other than 0: measure every entry alongside the others; rank 0 writes and prints."""
+    try:
+        runner.run(entries)
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+    _, level, detail = _health_change(telemetry, before)
+    d.gather((level, detail))
+    d.finish()
 
 
 def _params_text(workload: workloads.Workload) -> str:

@@ -116,7 +116,9 @@ def gpu_id(record: dict[str, Any]) -> str:
     process (each cuda:0 under CUDA_VISIBLE_DEVICES) or nodes sharing a hostname stay apart."""
     label = f"{record.get('hostname') or '?'} {record.get('device') or '?'}"
     uuid = str(record.get("gpu_uuid") or "")
-    return f"{label} {uuid[:12]}" if uuid else label
+    if uuid:
+        return f"{label} {uuid[:12]}"
+    return label if record.get("rank") is None else f"{label} rank {record['rank']}"  # CPU processes of one node
 
 
 def _param(value: Any) -> Any:

@@ -15,18 +15,24 @@ from typing import Any
 import pandas as pd
 
 from bench import cost as costmod
+from bench import node
 from bench.grid import Grid, cell, csv_safe
 from bench.prices import Catalog
 from bench.results import Run
 from bench.table import fmt_num, fmt_time
 
-FAMILY_ORDER = ("gemm", "memory", "attention", "llm")
-FAMILY_TITLES = {"gemm": "GEMM", "memory": "memory bandwidth", "attention": "attention", "llm": "LLM workloads"}
+FAMILY_ORDER = ("gemm", "memory", "attention", "collective", "llm")
+FAMILY_TITLES = {"gemm": "GEMM", "memory": "memory bandwidth", "attention": "attention",
+                 "collective": "collectives (nccl-tests definitions)", "llm": "LLM workloads"}  # fmt: skip
 PRICED_KIND = {"decode": "output", "prefill": "input", "train": "trained"}
 
 
 def _pct(x: Any) -> str:
     return "-" if x is None else f"{100 * x:.1f}%"
+
+
+def _int(x: Any) -> str:
+    return "-" if x is None else f"{x:,}"
 
 
 def _usd(x: Any) -> str:
@@ -58,7 +64,11 @@ FIGURES: dict[str, list[Col]] = {
                Col("energy_per_call_j", "J/call")],
     "attention": [*TIMING, Col("tflops", "TFLOP/s"), Col("gb_per_s", "GB/s"), Col("frac_peak_flops", "% peak", _pct),
                   *POWER, Col("energy_per_tflop_j", "J/TFLOP")],
-    "llm": [Col("rate_tokens_per_s", "tokens/s", lambda x: fmt_num(x, 5)), Col("mfu", "MFU", _pct),
+    "collective": [*TIMING, Col("world_size", "ranks"), Col("size_bytes", "size (bytes)", _int),
+                   Col("algbw_gb_per_s", "algbw GB/s"), Col("busbw_gb_per_s", "busbw GB/s"),
+                   Col("wrong_values", "#wrong", _int)],
+    "llm": [Col("rate_tokens_per_s", "tokens/s", lambda x: fmt_num(x, 5)),
+            Col("job_tokens_per_s", "job tokens/s", lambda x: fmt_num(x, 5)), Col("mfu", "MFU", _pct),
             Col("mbu", "MBU", _pct),
             Col("ttft_median_s", "TTFT", fmt_time), Col("tpot_median_s", "TPOT", fmt_time),
             Col("per_user_tokens_per_s", "tok/s/user"), *POWER, Col("energy_per_token_j", "J/token"),
@@ -92,8 +102,9 @@ class Report:
 
 
 def gpu_name(record: dict[str, Any]) -> str:
-    index = record.get("gpu_index")
-    return f"{record.get('device_name') or record.get('device') or '?'}" + ("" if index is None else f" #{index}")
+    index, rank = record.get("gpu_index"), record.get("rank")
+    where = f" #{index}" if index is not None else f" rank {rank}" if rank is not None else ""
+    return f"{record.get('device_name') or record.get('device') or '?'}{where}"
 
 
 def _prices(report: costmod.CostReport | None) -> dict[Any, dict[str, Any]]:
@@ -167,6 +178,9 @@ def build(runs: list[Run], cat: Catalog) -> Report:
         notes.append("% peak, MFU and MBU are not shown: no device in these results has a vendor peak in the catalog")
     if any(r.get("unstable") and r["status"] == "ok" for r in records):
         notes.append("CV above the suite's threshold on some records: their medians are not trustworthy")
+    for run in runs:  # a run on several GPUs at once: each against its siblings
+        summary = node.summarize(run.records)
+        notes += [f"run {run.records[0]['run_id']}: {line}" for line in summary.lines()[1:]] if summary.gpus else []
     for run in runs:
         if run.state != "complete":
             notes.append(f"run {run.records[0]['run_id'] if run.records else run.path.name} is {run.state}: "

@@ -20,6 +20,7 @@ import torch
 
 from bench import gpus, host
 from bench.device import Device
+from bench.dist import Dist, GatheringWriter
 from bench.energy import window_fields
 from bench.env import utc_now
 from bench.results import SCHEMA_VERSION, RunWriter
@@ -111,7 +112,8 @@ def timing_fields(t: Timing, cv_threshold: float) -> dict[str, Any]:
 
 
 def check_fields(c: CheckResult) -> dict[str, Any]:
-    return {"check_passed": c.passed, "check_error": c.error, "check_tolerance": c.tolerance, "check_detail": c.detail}
+    return {"check_passed": c.passed, "check_error": c.error, "check_tolerance": c.tolerance, "check_detail": c.detail,
+            **c.fields}  # fmt: skip
 
 
 @dataclass
@@ -119,7 +121,7 @@ class Runner:
     """Runs entries on one device and hands each record to the writer as it is made."""
 
     device: Device
-    writer: RunWriter
+    writer: RunWriter | GatheringWriter
     env: dict[str, Any]
     seed: int = 0
     telemetry: Telemetry = field(default_factory=lambda: NullTelemetry("no telemetry source was given to the runner"))
@@ -129,6 +131,7 @@ class Runner:
     on_window: Callable[[int, Window], None] | None = None  # e.g. keep the raw sample timeline
     on_start: Callable[[int, Entry], None] | None = None
     on_record: Callable[[dict[str, Any]], None] | None = None
+    dist: Dist | None = None  # set when this process is one rank of a torchrun job
     records: list[dict[str, Any]] = field(default_factory=list)
 
     def _base(self, seq: int, entry: Entry) -> dict[str, Any]:
@@ -158,6 +161,7 @@ class Runner:
             "torch_version": env.get("torch_version"),
             "cuda_version": env.get("cuda_version"),
             "driver_version": env.get("driver_version"),
+            **(self.dist.fields() if self.dist else {}),
         }
 
     def _measure(self, entry: Entry, record: dict[str, Any]) -> None:
@@ -166,22 +170,24 @@ class Runner:
         record.update({"flops": counts.flops, "bytes": counts.bytes, "tokens": counts.tokens})
         record.update(w.record_fields(p, dev))
         reason = w.unsupported_reason(p, dev)
+        if reason is None:
+            need, free = w.memory_bytes(p, dev), dev.mem_free_bytes()
+            record.update(mem_required_bytes=need, mem_free_bytes=free)
+            if need > free * MEM_HEADROOM:
+                reason = (f"needs about {_gib(need)} of memory; {_gib(free)} free on {dev.torch_device} "
+                          f"(fits up to {MEM_HEADROOM:.0%} of free)")  # fmt: skip
+        lockstep = self.dist is not None and w.lockstep(p)
+        if lockstep and not self.dist.all_ok(reason is None) and reason is None:  # type: ignore[union-attr]
+            reason = "another rank cannot run it (see that rank's record): every rank must take part"
         if reason:
             record.update(status="skipped", reason=reason)
             return
-        need, free = w.memory_bytes(p, dev), dev.mem_free_bytes()
-        record.update(mem_required_bytes=need, mem_free_bytes=free)
-        if need > free * MEM_HEADROOM:
-            record.update(
-                status="skipped",
-                reason=f"needs about {_gib(need)} of memory; "
-                f"{_gib(free)} free on {dev.torch_device} (fits up to {MEM_HEADROOM:.0%} of free)",
-            )
-            return
         dev.reset_peak_memory()
         sampler = Sampler(self.telemetry, self.sample_interval_s, host=self.host_energy)
+        timer = entry.timer.model_copy(update={"flush_l2": False}) if lockstep else entry.timer
+        agree = self.dist.agree_max if lockstep else None  # type: ignore[union-attr]
         with w.prepare(p, dev, record["seed"]) as case:
-            timing = measure(case.run, dev, entry.timer, working_set_bytes=counts.bytes, window=sampler)
+            timing = measure(case.run, dev, timer, working_set_bytes=counts.bytes, window=sampler, agree=agree)
             record.update(case_extra(case, timing, device_peaks(dev.name, w.peak_dtype(p, dev))))
             check = case.check()
             record["kernel"] = getattr(case, "kernel", None)
@@ -231,6 +237,8 @@ class Runner:
         """Measure one entry; always returns (and writes) exactly one record."""
         if self.on_start:
             self.on_start(seq, entry)
+        if self.dist:  # every GPU starts each entry together: siblings measured under the same load
+            self.dist.barrier()
         record = self._base(seq, entry)
         health_before = self.telemetry.health()
         try:

@@ -39,6 +39,11 @@ FIELDS: dict[str, str] = {
     "device_name": "GPU or CPU model as reported by torch or /proc/cpuinfo",
     "gpu_index": "torch index of the GPU (null on CPU)",
     "gpu_uuid": "GPU UUID from torch/NVML (null on CPU)",
+    "rank": "with several processes (torchrun): this process's global rank; absent in a one-process run",
+    "local_rank": "with several processes: the rank within its node (the GPU index it took)",
+    "node_rank": "with several processes: the node's index in the job (torchrun's GROUP_RANK)",
+    "world_size": "with several processes: how many ranks took part",
+    "backend": "collectives: the torch.distributed backend (nccl on GPUs, gloo on the CPU)",
     "tokenbench_version": "tokenbench version that measured",
     "torch_version": "torch version",
     "cuda_version": "CUDA version torch was built with (null on CPU builds)",
@@ -68,6 +73,15 @@ FIELDS: dict[str, str] = {
     "tflops": "flops / time_median_s / 1e12",
     "gb_per_s": "bytes / time_median_s / 1e9",
     "tokens_per_s": "tokens / time_median_s",
+    "job_tokens_per_s": "with several processes: the sum of every rank's tokens_per_s for this entry (summed over "
+    "ranks, never averaged); null unless every rank's record is ok",
+    "job_ranks": "with several processes: how many ranks' records job_tokens_per_s sums",
+    "size_bytes": "collectives: S by the nccl-tests definition (all-reduce buffer, all-gather output, "
+    "reduce-scatter input), rounded down to whole elements per rank",
+    "algbw_gb_per_s": "collectives: size_bytes / time_median_s / 1e9",
+    "busbw_factor": "collectives: nccl-tests' factor, all-reduce 2(n-1)/n, all-gather and reduce-scatter (n-1)/n",
+    "busbw_gb_per_s": "collectives: algbw_gb_per_s x busbw_factor",
+    "wrong_values": "collectives: values this rank received that differ from the exact result in the check",
     "peak_gpu_id": "catalog entry the device matched (null when unknown)",
     "peak_tflops": "vendor dense peak for the record's dtype, TFLOP/s (null when unknown)",
     "peak_gb_per_s": "vendor peak memory bandwidth, GB/s (null when unknown)",
@@ -162,14 +176,15 @@ def documented(key: str) -> bool:
 
 
 # Types by field; every other documented field (and every _p90_s / _p99_s sibling) is a number.
-INT_FIELDS = ("schema_version", "seq", "workload_version", "gpu_index", "n_samples")
+INT_FIELDS = ("schema_version", "seq", "workload_version", "gpu_index", "n_samples", "rank", "local_rank", "node_rank",
+              "world_size", "job_ranks", "size_bytes", "wrong_values")  # fmt: skip
 BOOL_FIELDS = ("l2_flushed", "unstable", "check_passed", "energy_disagrees")
 STR_FIELDS = (
     "run_id", "workload", "family", "label", "status", "reason", "started_at", "finished_at", "hostname",
     "device", "device_kind", "device_name", "gpu_uuid", "tokenbench_version", "torch_version", "cuda_version",
     "driver_version", "timer", "peak_gpu_id", "peak_source", "peak_reason", "model_preset", "compute_dtype",
     "kernel", "check_detail", "telemetry_source", "power_reading", "energy_source", "energy_reason",
-    "cpu_energy_reason", "health_change", "health_detail",
+    "cpu_energy_reason", "health_change", "health_detail", "backend",
 )  # fmt: skip
 REQUIRED = ("schema_version", "run_id", "workload", "status")
 Scalar = str | int | float | bool | None

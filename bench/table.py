@@ -62,18 +62,33 @@ def fmt_pct(value: float | None) -> str:
     return "n/a" if value is None else f"{100 * value:.1f}%"
 
 
+def _ranked(records: list[dict[str, Any]]) -> bool:
+    return any(r.get("rank") is not None for r in records)
+
+
+def _rank(record: dict[str, Any]) -> str:
+    """Where a record of a several-process run ran: rank, and the GPU it took."""
+    gpu = f" GPU {record['gpu_index']}" if record.get("gpu_index") is not None else ""
+    node = f"n{record['node_rank']} " if record.get("node_rank") else ""
+    return f"{node}r{record.get('rank')}{gpu}"
+
+
 def llm_table(records: Iterable[dict[str, Any]], title: str | None = None) -> Table:
     """LLM workloads in serving and training units: tokens/s, MFU/MBU, TTFT, TPOT, interactivity."""
     records = list(records)
     energy = _has_energy(records)
+    ranked = _ranked(records)
+    job = any(r.get("job_tokens_per_s") is not None for r in records)
     table = Table(title=title, title_justify="left", header_style="bold")
     columns = (
+        *(("rank",) if ranked else ()),
         "workload",
         "config",
         "status",
         "median",
         "CV",
         "tokens/s",
+        *(("job tokens/s",) if job else ()),
         "MFU",
         "MBU",
         "TTFT",
@@ -83,13 +98,15 @@ def llm_table(records: Iterable[dict[str, Any]], title: str | None = None) -> Ta
         "check",
     )
     for name in columns:
-        table.add_column(name, justify="left" if name in ("workload", "config", "status", "check") else "right",
+        table.add_column(name, justify="left" if name in ("rank", "workload", "config", "status", "check") else "right",
                          no_wrap=True)  # fmt: skip
     for r in records:
         tokens_per_s = r.get("output_tokens_per_s") or r.get("tokens_per_s")
         table.add_row(
+            *((_rank(r),) if ranked else ()),
             r["workload"], r.get("label", ""), _status(r), fmt_time(r.get("time_median_s")), _cv(r),
-            fmt_num(tokens_per_s, 5), fmt_pct(r.get("mfu")) if r["status"] == "ok" else "-",
+            fmt_num(tokens_per_s, 5), *((fmt_num(r.get("job_tokens_per_s"), 5),) if job else ()),
+            fmt_pct(r.get("mfu")) if r["status"] == "ok" else "-",
             fmt_pct(r.get("mbu")) if "mbu" in r else "-", fmt_time(r.get("ttft_median_s")),
             fmt_time(r.get("tpot_median_s")), fmt_num(r.get("per_user_tokens_per_s"), 4),
             *((_energy(r, "power_mean_w"), _energy(r, "energy_per_token_j")) if energy else ()), _check(r),
@@ -97,14 +114,36 @@ def llm_table(records: Iterable[dict[str, Any]], title: str | None = None) -> Ta
     return table
 
 
-def results_tables(records: Iterable[dict[str, Any]], title: str | None = None) -> list[Table]:
-    """The kernel table and, when there are LLM records, the LLM table."""
+def collective_table(records: Iterable[dict[str, Any]], title: str | None = None) -> Table:
+    """Collectives as nccl-tests shows them: size, time, algbw, busbw and wrong values, per rank."""
     records = list(records)
-    kernels = [r for r in records if r.get("family") != "llm"]
-    llm = [r for r in records if r.get("family") == "llm"]
-    tables = [results_table(kernels, title)] if kernels else []
-    if llm:
-        tables.append(llm_table(llm, None if kernels else title))
+    table = Table(title=title, title_justify="left", header_style="bold")
+    for name in ("rank", "workload", "config", "status", "median", "CV", "n", "size", "algbw GB/s", "busbw GB/s",
+                 "#wrong", "check"):  # fmt: skip
+        left = name in ("rank", "workload", "config", "status", "check")
+        table.add_column(name, justify="left" if left else "right", no_wrap=True)
+    for r in records:
+        size = r.get("size_bytes")
+        table.add_row(
+            _rank(r), r["workload"], r.get("label", ""), _status(r), fmt_time(r.get("time_median_s")), _cv(r),
+            fmt_num(r.get("n_samples"), 6), "-" if size is None else f"{size:,}", fmt_num(r.get("algbw_gb_per_s")),
+            fmt_num(r.get("busbw_gb_per_s")), fmt_num(r.get("wrong_values"), 6), _check(r),
+        )  # fmt: skip
+    return table
+
+
+def results_tables(records: Iterable[dict[str, Any]], title: str | None = None) -> list[Table]:
+    """The kernel table, then the collectives and the LLM tables where there are such records."""
+    records = list(records)
+    groups = [
+        (results_table, [r for r in records if r.get("family") not in ("llm", "collective")]),
+        (collective_table, [r for r in records if r.get("family") == "collective"]),
+        (llm_table, [r for r in records if r.get("family") == "llm"]),
+    ]
+    tables = []
+    for make, rows in groups:
+        if rows:
+            tables.append(make(rows, None if tables else title))
     return tables
 
 
@@ -112,8 +151,10 @@ def results_table(records: Iterable[dict[str, Any]], title: str | None = None) -
     """One row per record: what ran, how long it took, what that means against the peak."""
     records = list(records)
     energy = _has_energy(records)
+    ranked = _ranked(records)
     table = Table(title=title, title_justify="left", header_style="bold")
     for name, justify in (
+        *((("rank", "left"),) if ranked else ()),
         ("workload", "left"),
         ("config", "left"),
         ("status", "left"),
@@ -129,6 +170,7 @@ def results_table(records: Iterable[dict[str, Any]], title: str | None = None) -
         table.add_column(name, justify=justify, no_wrap=True)  # type: ignore[arg-type]
     for r in records:
         table.add_row(
+            *((_rank(r),) if ranked else ()),
             r["workload"],
             r.get("label", ""),
             _status(r),

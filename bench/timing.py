@@ -129,12 +129,17 @@ def measure(
     cfg: TimerConfig,
     working_set_bytes: float | None = None,
     window: Window | None = None,
+    agree: Callable[[int], int] | None = None,
 ) -> Timing:
     """Time `fn` on `device` under `cfg`; returns all samples and their summary.
 
     `working_set_bytes` (the bytes one call touches) decides whether the L2 flush is worth it.
     `window`, where given, is opened and closed around the sampling (see the module doc).
+    `agree`, for calls that every rank must make together (collectives), turns each rank's wish
+    (how many calls next; 0: stop) into the one every rank follows: the largest. So all ranks
+    make the same calls, and none stops while another still needs samples.
     """
+    agree = agree or (lambda n: n)
     on_gpu = device.kind == "cuda"
     flush = wants_flush(device, cfg, working_set_bytes)
     chunk = _chunk_cuda if on_gpu else _chunk_host
@@ -146,7 +151,7 @@ def measure(
     first_call_s = time.perf_counter() - t0
 
     warm_reps, warm_start = 0, time.perf_counter()
-    while time.perf_counter() - warm_start < cfg.warmup_s:
+    while agree(int(time.perf_counter() - warm_start < cfg.warmup_s)):
         if flush:
             device.flush_l2()
         fn()
@@ -169,20 +174,26 @@ def measure(
     try:
         while True:
             total = math.fsum(samples)
-            if len(samples) >= cfg.max_reps:
-                break
-            if len(samples) >= cfg.min_reps and total >= cfg.min_time_s:
-                break
-            if samples and time.perf_counter() - sample_start >= cfg.max_time_s:
-                break
             left_s = cfg.max_time_s - (time.perf_counter() - sample_start)
-            reps = chunk_size(cfg.min_reps - len(samples), cfg.max_reps - len(samples), left_s)
+            done = (
+                len(samples) >= cfg.max_reps
+                or (len(samples) >= cfg.min_reps and total >= cfg.min_time_s)
+                or (samples and left_s <= 0)
+            )
+            reps = 0 if done else chunk_size(cfg.min_reps - len(samples), cfg.max_reps - len(samples), left_s)
+            reps = agree(reps)
+            if reps == 0:
+                break
             samples.extend(chunk(fn, device, reps, flush))
         # Lengthen a window too short for the energy readings with more of the same calls.
         min_window_s = window.min_window_s if window is not None else 0.0
-        while (short_s := min_window_s - (time.perf_counter() - sample_start)) > 0:
+        while True:
+            short_s = min_window_s - (time.perf_counter() - sample_start)
             room = cfg.max_reps - len(samples)
-            got = chunk(fn, device, chunk_size(1, room if room > 0 else _MAX_CHUNK, short_s), flush)
+            reps = agree(chunk_size(1, room if room > 0 else _MAX_CHUNK, short_s) if short_s > 0 else 0)
+            if reps == 0:
+                break
+            got = chunk(fn, device, reps, flush)
             if room > 0:
                 samples.extend(got)
             else:

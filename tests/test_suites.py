@@ -28,8 +28,19 @@ def test_node_suite_shapes():
         (1, False), (8, False), (32, False), (128, False), (1, True), (32, True)
     ]  # fmt: skip
     assert {e.params.model for e in decode} == {"llama-3.1-8b"}
-    (train,) = [e for e in node.entries if e.workload.id == "train"]
+    train, ddp = [e for e in node.entries if e.workload.id == "train"]
     assert train.params.model == "llama-3.2-1b" and train.timer.min_time_s == 5.0
+    assert (ddp.params.model, ddp.params.parallel) == ("llama-3.2-1b", "ddp")
+    for op in ("all_reduce", "all_gather", "reduce_scatter"):  # every GPU at once, 32 KiB to 2 GiB
+        sizes = [e.params.size_kib for e in node.entries if e.workload.id == op]
+        assert sizes == [32, 512, 8192, 131072, 2097152], op
+
+
+def test_collectives_suite_sweeps_32_kib_to_4_gib():
+    suite = load_suite("collectives")
+    for op in ("all_reduce", "all_gather", "reduce_scatter"):
+        sizes = [e.params.size_kib for e in suite.entries if e.workload.id == op]
+        assert sizes == [32 * 4**k for k in range(9)] + [4 * 2**20], op  # 32 KiB x4 to 2 GiB, then 4 GiB
 
 
 SUITE = """

@@ -361,3 +361,29 @@ def test_cuda_timer_flushes_outside_events_and_syncs_before_reading_them(monkeyp
     sampled = [i for i, e in enumerate(dev.events) if e == "call"][-4:]
     for i in sampled:
         assert dev.events[i - 2 : i + 2] == ["flush", "event", "call", "event"]
+
+
+# --- ranks in lockstep ----------------------------------------------------------------------
+
+
+def test_agree_makes_this_rank_follow_a_rank_that_wants_more() -> None:
+    """With `agree`, a rank keeps calling while another rank still wants calls (collectives)."""
+    dev = _device(l2=False)
+    wishes: list[int] = []
+
+    def agree(n: int) -> int:
+        wishes.append(n)
+        other = 1 if len(wishes) <= 40 else 0  # the other rank wants one more call for its first 40 decisions
+        return max(n, other)
+
+    t = measure(_recorder(dev), dev, _fast(min_reps=5, max_reps=1000), agree=agree)
+    calls = len(_call_indices(dev.events))
+    assert calls == 1 + t.warmup_reps + t.summary.n  # the first call, the warm-up, the samples: nothing else
+    assert t.warmup_reps + t.summary.n >= 39  # this rank alone would have stopped after 5 samples
+    assert wishes[-1] == 0  # it stopped only when both wanted to stop
+
+
+def test_without_agree_nothing_changes() -> None:
+    dev = _device(l2=False)
+    t = measure(_recorder(dev), dev, _fast(min_reps=5, max_reps=5), agree=lambda n: n)
+    assert t.warmup_reps == 0 and t.summary.n == 5

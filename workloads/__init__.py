@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from workloads.attention import Attention
 from workloads.base import ParamsError, Workload
+from workloads.collective import AllGather, AllReduce, ReduceScatter
 from workloads.copy import Copy
 from workloads.decode import Decode
 from workloads.gemm import Gemm
 from workloads.prefill import Prefill
 from workloads.train import Train
 
-REGISTRY: dict[str, Workload] = {w.id: w for w in (Gemm(), Copy(), Attention(), Train(), Prefill(), Decode())}
+REGISTRY: dict[str, Workload] = {
+    w.id: w
+    for w in (Gemm(), Copy(), Attention(), Train(), Prefill(), Decode(), AllReduce(), AllGather(), ReduceScatter())
+}
 
 
 class UnknownWorkload(KeyError):

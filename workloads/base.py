@@ -12,7 +12,7 @@ import contextlib
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, Protocol
 
 import torch
@@ -52,6 +52,7 @@ class CheckResult:
     error: float
     tolerance: float
     detail: str = ""
+    fields: dict[str, Any] = field(default_factory=dict)  # what else the check counted, for the record
 
 
 class Case(Protocol):
@@ -124,6 +125,11 @@ class Workload(ABC):
     def peak_dtype(self, p: Params, device: Device) -> str | None:
         """Which dtype's peak FLOP/s this configuration should be held against."""
         return getattr(p, "dtype", None)
+
+    def lockstep(self, p: Params) -> bool:
+        """True when every rank must make the same calls in the same order (a collective, data-parallel
+        training): the runner then has the ranks agree on when to start and on every timing count."""
+        return False
 
     def unsupported_reason(self, p: Params, device: Device) -> str | None:
         """None when this configuration can run on `device`, else why not."""

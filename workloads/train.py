@@ -13,9 +13,10 @@ import contextlib
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from pydantic import Field
 
@@ -42,6 +43,9 @@ CHECK_STEPS = 4
 
 class TrainParams(LlmParams):
     seq_len: int = Field(2048, gt=1, description="tokens per sequence")
+    parallel: Literal["none", "ddp", "fsdp"] = Field(
+        "none", description="none: this GPU alone; ddp: data-parallel over every rank; fsdp: sharded data-parallel"
+    )
 
 
 def flops_per_token(p: TrainParams) -> float:
@@ -100,6 +104,26 @@ class TrainCase:
         return CheckResult(ratio < 1.0, ratio, 1.0, detail)
 
 
+def _world_size() -> int:
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
+def _parallel(model: Transformer, p: TrainParams, device: Device) -> Any:
+    """The model wrapped for data-parallel training over the default process group."""
+    if p.parallel == "ddp":
+        from torch.nn.parallel import DistributedDataParallel
+
+        ids = [device.torch_device.index] if device.kind == "cuda" else None
+        return DistributedDataParallel(model, device_ids=ids)
+    if p.parallel == "fsdp":
+        from torch.distributed.fsdp import fully_shard
+
+        for layer in model.layers:
+            fully_shard(layer)
+        return fully_shard(model)
+    return model
+
+
 class Train(LlmWorkload):
     id = "train"
     version = 1
@@ -107,7 +131,17 @@ class Train(LlmWorkload):
     Params = TrainParams
 
     def label(self, p: TrainParams) -> str:
-        return f"{super().label(p)} s{p.seq_len}"
+        return f"{super().label(p)} s{p.seq_len}" + ("" if p.parallel == "none" else f" {p.parallel}")
+
+    def lockstep(self, p: TrainParams) -> bool:
+        return p.parallel != "none"  # every step all-reduces (DDP) or gathers and scatters (FSDP) across ranks
+
+    def unsupported_reason(self, p: TrainParams, device: Device) -> str | None:
+        if p.parallel != "none" and not (dist.is_available() and dist.is_initialized()):
+            return f"parallel={p.parallel} needs several processes: launch with tokenbench run --nproc N, or torchrun"
+        if p.parallel != "none" and p.compile:
+            return "compile with parallel training is not measured here: run them apart"
+        return super().unsupported_reason(p, device)
 
     def counts(self, p: TrainParams, device: Device | None = None) -> Counts:
         tokens = p.batch * p.seq_len
@@ -125,19 +159,27 @@ class Train(LlmWorkload):
         kv_dim = a.n_kv_heads * a.head_dim
         per_token_layer = low * (6 * a.dim + 2 * kv_dim + 4 * a.ffn_dim) + 8 * a.dim  # + fp32 norm temporaries
         logits = tokens * a.vocab_size * (low + 4 + 4)  # logits, their fp32 copy and its gradient
-        return 16 * n + (2 if low == 2 else 0) * n + a.n_layers * tokens * per_token_layer + logits
+        state = 16 * n + (2 if low == 2 else 0) * n
+        if p.parallel == "ddp":
+            state += 4 * n  # DDP's gradient buckets
+        elif p.parallel == "fsdp":  # each rank keeps 1/n of the state and gathers one layer's weights at a time
+            state = state // _world_size() + 2 * 4 * (n // max(a.n_layers, 1))
+        return state + a.n_layers * tokens * per_token_layer + logits
 
     @contextlib.contextmanager
     def prepare(self, p: TrainParams, device: Device, seed: int) -> Iterator[TrainCase]:
         dtype = compute_dtype(p, device)
         a = p.args()
-        model = build_model(a, p.seq_len, device, seed, torch.float32).train()
+        model = build_model(a, p.seq_len, device, seed, torch.float32).train()  # same weights on every rank
+        model = _parallel(model, p, device)
         opt = torch.optim.AdamW(model.parameters(), lr=LEARNING_RATE, fused=device.kind == "cuda" or None)
-        gen = torch.Generator(device=device.torch_device).manual_seed(seed + 1)
+        rank = dist.get_rank() if p.parallel != "none" else 0
+        gen = torch.Generator(device=device.torch_device).manual_seed(seed + 1 + 1000 * rank)  # each rank's own data
         batch = random_tokens((p.batch, p.seq_len + 1), a.vocab_size, device, gen)
         check_batch = random_tokens((p.batch, p.seq_len + 1), a.vocab_size, device, gen)
         autocast = None if dtype == "fp32" else torch_dtype(dtype)
         forward, kernel = maybe_compile(model, p, device)
+        kernel = kernel if p.parallel == "none" else f"{kernel} {p.parallel}"
         yield TrainCase(
             p, model, opt, batch, check_batch, autocast, device.torch_device.type, kernel=kernel, forward=forward
         )

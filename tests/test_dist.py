@@ -1,0 +1,181 @@
+"""Several processes through the real launch path: `tokenbench run --nproc N --device cpu` starts
+torchrun, which starts N ranks on gloo. Collectives are checked against hand-computed nccl-tests
+figures, data-parallel throughput is summed over ranks, and a corrupted rank fails its record."""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench.results import read_runs
+
+ROOT = Path(__file__).resolve().parent.parent
+
+FAST_TIMER = """
+[timer]
+warmup_s = 0.05
+min_time_s = 0.1
+min_reps = 5
+max_reps = 500
+max_time_s = 2.0
+cv_threshold = 0.5
+"""
+
+FOUR_RANKS = (
+    FAST_TIMER
+    + """
+[[bench]]
+workload = "all_reduce"
+params = { size_kib = 64 }
+
+[[bench]]
+workload = "all_gather"
+params = { size_kib = 1.01 }   # 1034 bytes: 258 fp32 elements, 64 per rank, so S rounds down to 1024
+
+[[bench]]
+workload = "reduce_scatter"
+params = { size_kib = 64, dtype = "bf16" }
+
+[[bench]]
+workload = "all_reduce"
+params = { size_kib = 32, corrupt_rank = 2 }
+"""
+)
+
+
+def launch(tmp_path: Path, nproc: int, *args: str) -> tuple[subprocess.CompletedProcess, list]:
+    """`python -m bench run --nproc N --device cpu ARGS`: the launcher a user runs, as a child."""
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "bench", "run", "--nproc", str(nproc), "--device", "cpu", "--idle-s", "0",
+           "--no-progress", "--out", str(out), *args]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    runs = read_runs(out) if out.exists() else []
+    return proc, runs
+
+
+@pytest.fixture(scope="module")
+def two_ranks(tmp_path_factory):
+    """The dist-smoke suite on 2 CPU processes (about 15 s on 2 cores)."""
+    return launch(tmp_path_factory.mktemp("two"), 2, "--suite", "dist-smoke")
+
+
+@pytest.fixture(scope="module")
+def four_ranks(tmp_path_factory):
+    path = tmp_path_factory.mktemp("four")
+    (path / "four.toml").write_text(FOUR_RANKS)
+    return launch(path, 4, "--suite", str(path / "four.toml"))
+
+
+def by_entry(records: list[dict]) -> dict[str, list[dict]]:
+    out: dict[str, list[dict]] = {}
+    for r in records:
+        out.setdefault(f"{r['workload']} {r['label']}", []).append(r)
+    return out
+
+
+@pytest.mark.slow
+def test_two_ranks_write_one_run_with_one_record_per_rank(two_ranks):
+    proc, runs = two_ranks
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert len(runs) == 1 and runs[0].state == "complete"
+    header, records = runs[0].header, runs[0].records
+    assert header["world_size"] == 2 and [r["rank"] for r in header["ranks"]] == [0, 1]
+    entries = by_entry(records)
+    assert len(entries) == 10  # gemm, 3 collectives x 2 sizes, train none/ddp/fsdp
+    for name, recs in entries.items():
+        assert sorted(r["rank"] for r in recs) == [0, 1], name
+        assert {r["world_size"] for r in recs} == {2} and {r["node_rank"] for r in recs} == {0}
+    assert all(r["status"] == "ok" for r in records), [r["reason"] for r in records if r["reason"]]
+    assert "node summary: 2 processes" in proc.stdout
+
+
+@pytest.mark.slow
+def test_collective_figures_by_hand_on_two_ranks(two_ranks):
+    _, runs = two_ranks
+    entries = by_entry(runs[0].records)
+    factors = {"all_reduce": 2 * (2 - 1) / 2, "all_gather": (2 - 1) / 2, "reduce_scatter": (2 - 1) / 2}
+    for op, factor in factors.items():
+        for size_kib in (32, 1024):
+            for r in entries[f"{op} {size_kib} KiB fp32" if size_kib < 1024 else f"{op} 1 MiB fp32"]:
+                assert r["size_bytes"] == size_kib * 1024
+                assert r["busbw_factor"] == factor
+                assert r["algbw_gb_per_s"] == pytest.approx(size_kib * 1024 / r["time_median_s"] / 1e9)
+                assert r["busbw_gb_per_s"] == pytest.approx(r["algbw_gb_per_s"] * factor)
+                assert r["wrong_values"] == 0 and r["check_passed"] and r["backend"] == "gloo"
+
+
+@pytest.mark.slow
+def test_data_parallel_throughput_is_summed_over_ranks(two_ranks):
+    _, runs = two_ranks
+    entries = by_entry(runs[0].records)
+    for mode in ("ddp", "fsdp"):
+        recs = entries[f"train tiny b2 s64 {mode}"]
+        for r in recs:
+            assert r["tokens_per_s"] == pytest.approx(2 * 64 / r["time_median_s"])  # this rank's batch
+            assert r["kernel"] == f"eager {mode}"
+        total = math.fsum(r["tokens_per_s"] for r in recs)
+        assert all(r["job_tokens_per_s"] == pytest.approx(total) and r["job_ranks"] == 2 for r in recs)
+        assert total > max(r["tokens_per_s"] for r in recs)  # a sum, not an average
+
+
+@pytest.mark.slow
+def test_four_ranks_factors_rounding_and_a_corrupted_rank(four_ranks):
+    proc, runs = four_ranks
+    assert proc.returncode == 1, proc.stdout + proc.stderr  # a failed record fails the run
+    assert "Traceback" not in proc.stderr  # torchrun is told the run finished; the launcher exits 1
+    entries = by_entry(runs[0].records)
+    ar = entries["all_reduce 64 KiB fp32"]
+    assert sorted(r["rank"] for r in ar) == [0, 1, 2, 3]
+    assert {r["busbw_factor"] for r in ar} == {2 * 3 / 4}
+    ag = entries["all_gather 1.01 KiB fp32"]
+    assert {r["size_bytes"] for r in ag} == {64 * 4 * 4} and {r["busbw_factor"] for r in ag} == {3 / 4}
+    rs = entries["reduce_scatter 64 KiB bf16"]
+    assert {r["busbw_factor"] for r in rs} == {3 / 4} and {r["wrong_values"] for r in rs} == {0}
+    bad = {r["rank"]: r for r in entries["all_reduce 32 KiB fp32 corrupt rank 2"]}
+    assert bad[2]["status"] == "failed" and bad[2]["wrong_values"] == 1
+    assert "1 of 8192 values wrong on rank 2 of 4" in bad[2]["reason"]
+    assert all(bad[k]["status"] == "ok" and bad[k]["wrong_values"] == 0 for k in (0, 1, 3))
+    summary = runs[0].header["node_summary"]
+    assert [(f["gpu"], f["workload"]) for f in summary["failures"]] == [("rank 2", "all_reduce")]
+    assert "FAILED: " in proc.stdout and "rank 2: all_reduce 32 KiB fp32 corrupt rank 2" in proc.stdout
+
+
+def test_one_process_skips_collectives_with_the_reason(tmp_path):
+    from typer.testing import CliRunner
+
+    from bench.cli import app
+
+    args = ["run", "--device", "cpu", "--idle-s", "0", "--no-progress", "--out", str(tmp_path)]
+    result = CliRunner().invoke(app, [*args, "-w", "all_reduce:size_kib=32", "-w", "train:parallel=ddp"])
+    assert result.exit_code == 0, result.output
+    records = read_runs(tmp_path)[0].records
+    assert [r["status"] for r in records] == ["skipped", "skipped"]
+    assert records[0]["reason"].startswith("a collective needs 2 or more ranks")
+    assert records[1]["reason"].startswith("parallel=ddp needs several processes")
+    assert "rank" not in records[0]  # a one-process run says nothing about ranks
+
+
+def test_nproc_with_one_named_gpu_is_refused():
+    from typer.testing import CliRunner
+
+    from bench.cli import app
+
+    result = CliRunner().invoke(app, ["run", "--nproc", "2", "--device", "cuda:1"])
+    assert result.exit_code == 2
+    assert "--nproc 2 runs one process per GPU; --device cuda:1 names one GPU" in result.output
+
+
+def test_torchrun_argv_and_option_removal():
+    from bench.dist import torchrun_argv, without_option
+
+    args = without_option(["--suite", "x", "--nproc", "4", "--out=o", "--nproc=2"], "--nproc")
+    assert args == ["--suite", "x", "--out=o"]
+    argv = torchrun_argv(4, args)
+    assert argv[1:6] == ["-m", "torch.distributed.run", "--standalone", "--nproc-per-node=4", "-m"]
+    assert argv[6:] == ["bench", "run", "--suite", "x", "--out=o"]
