@@ -24,6 +24,7 @@ from typing import Any
 
 import pandas as pd
 
+from bench import pytest_json
 from bench.schema import FIELDS, SCHEMA_VERSION, STATUSES, check_header, check_record, documented, parse_json
 
 __all__ = ["FIELDS", "SCHEMA_VERSION", "STATUSES", "ResultsError", "RunWriter", "TimelineWriter", "documented", "load"]
@@ -191,12 +192,19 @@ def read_header(records_path: Path) -> dict[str, Any] | None:
 
 
 def _record_files(paths: Iterable[str | Path]) -> list[Path]:
+    """The records files under `paths`: tokenbench .jsonl files, and pytest-benchmark .json files."""
     files: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():  # a `reference` folder below is left out: baselines join a report only when named
-            files.extend(f for f in sorted(p.rglob("*.jsonl")) if REFERENCE_DIR not in f.relative_to(p).parts[:-1])
+            found = [f for f in sorted(p.rglob("*.json*")) if REFERENCE_DIR not in f.relative_to(p).parts[:-1]]
+            files.extend(f for f in found if f.suffix == ".jsonl")
+            # a .json beside no .jsonl is no run header: it may be a pytest-benchmark file (--benchmark-autosave)
+            files.extend(f for f in found if f.suffix == ".json" and not f.with_suffix(".jsonl").exists()
+                         and pytest_json.sniff(f))  # fmt: skip
         elif p.suffix == ".json" and p.with_suffix(".jsonl").exists():
             files.append(p.with_suffix(".jsonl"))
+        elif p.suffix == ".json" and p.is_file() and pytest_json.sniff(p):
+            files.append(p)
         elif p.suffix == ".json" and p.is_file():
             raise ResultsError(f"{p}: a run header without its records file {p.with_suffix('.jsonl').name}")
         elif p.is_file():
@@ -232,6 +240,13 @@ def read_runs(*paths: str | Path) -> list[Run]:
         if path.resolve() in seen:  # the same file named twice, or found under two of the paths
             continue
         seen.add(path.resolve())
+        if path.suffix == ".json":  # pytest-benchmark's
+            try:
+                header, rows = pytest_json.read(path)
+            except pytest_json.PytestJsonError as e:
+                raise ResultsError(str(e)) from None
+            runs.append(Run(path, header, [{**r, "run_state": "complete", "run_complete": True} for r in rows]))
+            continue
         header = read_header(path)
         run = Run(path, header, [])
         for row in _read_jsonl(path):

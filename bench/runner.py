@@ -132,6 +132,7 @@ class Runner:
     on_start: Callable[[int, Entry], None] | None = None
     on_record: Callable[[dict[str, Any]], None] | None = None
     dist: Dist | None = None  # set when this process is one rank of a torchrun job
+    measure: Callable[..., Timing] = measure  # how the timed calls are made (pytest-benchmark's in the plugin)
     records: list[dict[str, Any]] = field(default_factory=list)
 
     def _base(self, seq: int, entry: Entry) -> dict[str, Any]:
@@ -187,7 +188,7 @@ class Runner:
         timer = entry.timer.model_copy(update={"flush_l2": False}) if lockstep else entry.timer
         agree = self.dist.agree_max if lockstep else None  # type: ignore[union-attr]
         with w.prepare(p, dev, record["seed"]) as case:
-            timing = measure(case.run, dev, timer, working_set_bytes=counts.bytes, window=sampler, agree=agree)
+            timing = self.measure(case.run, dev, timer, working_set_bytes=counts.bytes, window=sampler, agree=agree)
             record.update(case_extra(case, timing, device_peaks(dev.name, w.peak_dtype(p, dev))))
             check = case.check()
             record["kernel"] = getattr(case, "kernel", None)
