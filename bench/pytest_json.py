@@ -21,7 +21,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bench.errors import first_error
-from bench.schema import SCHEMA_VERSION, check_record, parse_json
+from bench.schema import SCHEMA_VERSION, JsonFileError, check_record, parse_json, read_json_file
 
 FAMILY = "pytest-benchmark"
 
@@ -124,13 +124,9 @@ def _plain_record(b: _Benchmark, f: _File, run_id: str, seq: int) -> dict[str, A
 def read(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """(run header, records) of one pytest-benchmark JSON file."""
     try:
-        data = parse_json(path.read_text(encoding="utf-8"))
-    except OSError as e:
-        raise PytestJsonError(f"{path}: cannot read ({e.strerror or e})") from None
-    except RecursionError:
-        raise PytestJsonError(f"{path}: not a pytest-benchmark file (JSON nested too deeply)") from None
-    except (ValueError, UnicodeDecodeError) as e:
-        raise PytestJsonError(f"{path}: not valid JSON ({getattr(e, 'msg', e)})") from None
+        data = read_json_file(path, "a pytest-benchmark file")
+    except JsonFileError as e:
+        raise PytestJsonError(str(e)) from None
     try:
         f = _File.model_validate(data)
     except ValidationError as e:

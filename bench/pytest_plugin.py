@@ -127,8 +127,7 @@ class _ListWriter:
 
 def _measure_with(benchmark: Any, warmup_s: float | None) -> Callable[..., Any]:
     """A drop-in for bench.timing.measure whose timed calls are pytest-benchmark's rounds."""
-    from bench.stats import is_unstable, summarize
-    from bench.timing import Timing
+    from bench.timing import Timing, first_call_and_warm_up
 
     def measure(fn, device, cfg, working_set_bytes=None, window=None, agree=None) -> Timing:
         calls = 0
@@ -138,17 +137,8 @@ def _measure_with(benchmark: Any, warmup_s: float | None) -> Callable[..., Any]:
             calls += 1
             return fn()
 
-        device.synchronize()
-        t0 = time.perf_counter()
-        fn()  # lazy init and autotuning, reported on their own as in every tokenbench record
-        device.synchronize()
-        first_call_s = time.perf_counter() - t0
         warm = cfg.warmup_s if warmup_s is None else warmup_s
-        warm_reps, warm_start = 0, time.perf_counter()
-        while time.perf_counter() - warm_start < warm:
-            fn()
-            device.synchronize()
-            warm_reps += 1
+        first_call_s, warm_reps, warm_s = first_call_and_warm_up(fn, device, warm)
         # pytest-benchmark takes its timer from --benchmark-timer or a marker, by name; this one must
         # close over the device, so it is set on the fixture, which reads it when called.
         benchmark._timer = synced_perf_counter(device)
@@ -163,13 +153,11 @@ def _measure_with(benchmark: Any, warmup_s: float | None) -> Callable[..., Any]:
         wall = time.perf_counter() - start
         stats = getattr(benchmark.stats, "stats", None)
         samples = [float(x) for x in stats.data] if stats is not None else [wall]  # disabled: one plain call
-        summary = summarize(samples)
-        return Timing(
-            samples_s=samples,
-            summary=summary,
-            unstable=is_unstable(summary, cfg.cv_threshold),
+        return Timing.of(
+            samples,
+            cfg.cv_threshold,
             first_call_s=first_call_s,
-            warmup_s=time.perf_counter() - warm_start - wall if warm_reps else 0.0,
+            warmup_s=warm_s,
             warmup_reps=warm_reps,
             sampling_wall_s=wall,
             timer="pytest-benchmark, device-synced perf_counter per round",

@@ -25,7 +25,17 @@ from typing import Any
 import pandas as pd
 
 from bench import pytest_json
-from bench.schema import FIELDS, SCHEMA_VERSION, STATUSES, check_header, check_record, documented, parse_json
+from bench.schema import (
+    FIELDS,
+    SCHEMA_VERSION,
+    STATUSES,
+    JsonFileError,
+    check_header,
+    check_record,
+    documented,
+    parse_json,
+    read_json_file,
+)
 
 __all__ = ["FIELDS", "SCHEMA_VERSION", "STATUSES", "ResultsError", "RunWriter", "TimelineWriter", "documented", "load"]
 
@@ -178,13 +188,9 @@ def read_header(records_path: Path) -> dict[str, Any] | None:
     if not header_path.exists():
         return None
     try:
-        header = parse_json(header_path.read_text(encoding="utf-8"))
-    except OSError as e:
-        raise ResultsError(f"{header_path}: cannot read ({e.strerror or e})") from None
-    except RecursionError:
-        raise ResultsError(f"{header_path}: not a run header (JSON nested too deeply)") from None
-    except (ValueError, UnicodeDecodeError) as e:
-        raise ResultsError(f"{header_path}: not valid JSON ({getattr(e, 'msg', e)})") from None
+        header = read_json_file(header_path, "a run header")
+    except JsonFileError as e:
+        raise ResultsError(str(e)) from None
     why = check_header(header)
     if why:
         raise ResultsError(f"{header_path}: {why}")

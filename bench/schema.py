@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
@@ -237,6 +238,22 @@ def _finite(text: str) -> float:
 def parse_json(text: str) -> Any:
     """json.loads without Python's NaN / Infinity extension: a number must be finite (1e999 is not)."""
     return json.loads(text, parse_constant=_reject_constant, parse_float=_finite)
+
+
+class JsonFileError(ValueError):
+    """A JSON file that cannot be read as data; the message is one line naming the file."""
+
+
+def read_json_file(path: Path, what: str) -> Any:
+    """The parsed contents of `path` (`what` it should be, for the error), finite numbers only."""
+    try:
+        return parse_json(path.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise JsonFileError(f"{path}: cannot read ({e.strerror or e})") from None
+    except RecursionError:
+        raise JsonFileError(f"{path}: not {what} (JSON nested too deeply)") from None
+    except (ValueError, UnicodeDecodeError) as e:
+        raise JsonFileError(f"{path}: not valid JSON ({getattr(e, 'msg', e)})") from None
 
 
 def check_record(row: Any) -> str | None:

@@ -20,7 +20,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -73,6 +73,12 @@ class Timing:
     l2_flushed: bool
     window_calls: int  # calls inside the telemetry window: the kept samples and any beyond max_reps
 
+    @classmethod
+    def of(cls, samples: list[float], cv_threshold: float, **fields: Any) -> Timing:
+        """The samples with their summary and stability flag, and the other fields as given."""
+        summary = summarize(samples)
+        return cls(samples_s=samples, summary=summary, unstable=is_unstable(summary, cv_threshold), **fields)
+
 
 class Window(Protocol):
     """What the timer needs from a telemetry sampler: the window's edges and its minimum length."""
@@ -123,6 +129,31 @@ def wants_flush(device: Device, cfg: TimerConfig, working_set_bytes: float | Non
     return working_set_bytes is None or working_set_bytes <= limit
 
 
+def first_call_and_warm_up(
+    fn: Callable[[], object], device: Device, warmup_s: float, flush: bool = False,
+    agree: Callable[[int], int] | None = None,
+) -> tuple[float, int, float]:  # fmt: skip
+    """(time of the first call, warm-up calls, warm-up seconds): the calls before any timed one.
+
+    The first call pays for lazy init and autotuning, so it is reported on its own. The warm-up
+    repeats the call, synchronised, until `warmup_s` has passed (on every rank, with `agree`).
+    """
+    agree = agree or (lambda n: n)
+    device.synchronize()
+    t0 = time.perf_counter()
+    fn()
+    device.synchronize()
+    first_call_s = time.perf_counter() - t0
+    reps, start = 0, time.perf_counter()
+    while agree(int(time.perf_counter() - start < warmup_s)):
+        if flush:
+            device.flush_l2()
+        fn()
+        device.synchronize()
+        reps += 1
+    return first_call_s, reps, time.perf_counter() - start
+
+
 def measure(
     fn: Callable[[], object],
     device: Device,
@@ -144,20 +175,7 @@ def measure(
     flush = wants_flush(device, cfg, working_set_bytes)
     chunk = _chunk_cuda if on_gpu else _chunk_host
 
-    device.synchronize()
-    t0 = time.perf_counter()
-    fn()  # the first call pays for lazy init and autotuning; reported on its own
-    device.synchronize()
-    first_call_s = time.perf_counter() - t0
-
-    warm_reps, warm_start = 0, time.perf_counter()
-    while agree(int(time.perf_counter() - warm_start < cfg.warmup_s)):
-        if flush:
-            device.flush_l2()
-        fn()
-        device.synchronize()
-        warm_reps += 1
-    warmup_s = time.perf_counter() - warm_start
+    first_call_s, warm_reps, warmup_s = first_call_and_warm_up(fn, device, cfg.warmup_s, flush, agree)
     per_call_s = warmup_s / warm_reps if warm_reps else first_call_s
 
     def chunk_size(wanted: int, room: int, left_s: float) -> int:
@@ -201,11 +219,9 @@ def measure(
     finally:
         if window is not None:
             window.stop()
-    summary = summarize(samples)
-    return Timing(
-        samples_s=samples,
-        summary=summary,
-        unstable=is_unstable(summary, cfg.cv_threshold),
+    return Timing.of(
+        samples,
+        cfg.cv_threshold,
         first_call_s=first_call_s,
         warmup_s=warmup_s,
         warmup_reps=warm_reps,
