@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import signal
 import sys
+from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
@@ -117,6 +119,9 @@ def run(
     environment = envmod.capture(dev)
     telemetry = tm.for_device(dev, min_window_s=energy_window_s)
     host_energy = HostEnergy()
+    if d is not None and dev.kind == "cpu" and d.local_world_size > 1:  # RAPL measures the whole package
+        host_energy.zones = []
+        host_energy.reason = f"{d.local_world_size} processes share this CPU: its energy is not one rank's"
     interval_s = sample_ms / 1000
     for note in [telemetry.reason] if dev.kind == "cuda" and telemetry.reason and _is_lead(d) else []:
         err.print(f"tokenbench: warning: no GPU telemetry: {note}", markup=False, highlight=False, soft_wrap=True)
@@ -132,7 +137,7 @@ def run(
         "seed": seed,
         "started_at": envmod.utc_now(),
         "argv": sys.argv[1:],
-        "n_planned": len(entries),
+        "n_planned": len(entries) * (d.world_size if d else 1),  # records: one per entry and rank
         "environment": environment,
         "telemetry": {**telemetry.describe(), "interval_s": interval_s, "cpu_energy_reason": host_energy.reason},
         "idle": idle,
@@ -154,7 +159,9 @@ def run(
         idle_power_w=idle.get("idle_power_w"),
         dist=d,
     )
+    signal.signal(signal.SIGTERM, _terminated)  # a scheduler's stop, or torchrun's when a rank died
     if d is not None and d.rank != 0:
+        runner.on_failure = _say_failure(d)
         _follow(d, runner, entries, telemetry, health_before)
         return
     assert writer is not None
@@ -176,17 +183,20 @@ def run(
     task = bar.add_task("starting", total=len(entries))
     runner.on_start = lambda seq, entry: bar.update(task, description=entry.label)
     runner.on_record = lambda record: bar.advance(task)
+    runner.on_failure = _say_failure(d)
     try:
         with bar:
             runner.run(entries)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, Terminated) as e:
+        why = str(e) if isinstance(e, Terminated) else "interrupted by the user (SIGINT)"
         _health_after(writer, telemetry, health_before, None)
-        writer.finish("interrupted", envmod.utc_now(), "interrupted by the user (SIGINT)")
+        writer.finish("interrupted", envmod.utc_now(), why)
         err.print(
-            f"tokenbench: interrupted: {len(runner.records)} finished record(s) kept in {writer.records_path}",
+            f"tokenbench: interrupted: {writer.counts and sum(writer.counts.values())} finished record(s) kept in "
+            f"{writer.records_path}",
             markup=False,
         )
-        raise typer.Exit(130) from None
+        raise typer.Exit(143 if isinstance(e, Terminated) else 130) from None
     except BaseException as e:
         writer.finish("crashed", envmod.utc_now(), f"{type(e).__name__}: {e}")
         raise
@@ -267,6 +277,27 @@ def _health_after(
     return level, detail
 
 
+class Terminated(BaseException):
+    """SIGTERM: the run ends as `interrupted`, every finished record kept."""
+
+
+def _terminated(signum: int, _frame: object) -> None:
+    raise Terminated(f"terminated by signal {signum} (SIGTERM): a scheduler, the launcher, or a rank that died")
+
+
+def _say_failure(d: dist.Dist | None) -> Callable[[dict[str, Any]], None]:
+    """Print a failed record's reason at once: under torchrun, before this rank waits for the others."""
+
+    def say(record: dict[str, Any]) -> None:
+        if d is None:
+            return  # one process: the table at the end says it
+        where = f"rank {d.rank} ({record.get('hostname')} {record.get('device')})"
+        err.print(f"tokenbench: {where}: {record['workload']} {record.get('label')}: failed: {record['reason']}",
+                  markup=False, highlight=False, soft_wrap=True)  # fmt: skip
+
+    return say
+
+
 def _is_lead(d: dist.Dist | None) -> bool:
     """True in the process that prints and writes: the only one, or rank 0."""
     return d is None or d.rank == 0
@@ -278,7 +309,7 @@ def _join_or_launch(nproc: int | None, device: str | None, timeout_s: float) -> 
         if device and device.startswith("cuda:"):
             fail(f"--device {device}: under torchrun each process takes GPU LOCAL_RANK; give --device cuda or cpu")
         kind = "cpu" if (device or "").lower() == "cpu" or cuda_unusable_reason() else "cuda"
-        if kind == "cpu":
+        if kind == "cpu" and "OMP_NUM_THREADS" not in os.environ:  # the user's setting stands
             torch.set_num_threads(dist.cpu_threads(int(os.environ.get("LOCAL_WORLD_SIZE", "1"))))
         try:
             return dist.init(kind, timeout_s)
@@ -292,9 +323,9 @@ def _join_or_launch(nproc: int | None, device: str | None, timeout_s: float) -> 
             fail(f"--nproc {wanted} runs one process per GPU; --device {device} names one GPU")
         if (device or "cuda") != "cpu" and cuda_unusable_reason() is None and wanted > torch.cuda.device_count():
             fail(f"--nproc {wanted}: torch sees {torch.cuda.device_count()} GPU(s)")
-        if "run" not in sys.argv:
+        if sys.argv[1:2] != ["run"]:  # called from code, not as `tokenbench run ...`
             fail("--nproc above 1 needs the tokenbench run command line (it restarts itself under torchrun)")
-        args = dist.without_option(sys.argv[sys.argv.index("run") + 1 :], "--nproc")
+        args = dist.without_option(sys.argv[2:], "--nproc")
         kind = "cpu" if (device or "").lower() == "cpu" or cuda_unusable_reason() else "cuda"
         raise typer.Exit(dist.launch(wanted, args, kind))
     return None
@@ -319,6 +350,8 @@ def _follow(d: dist.Dist, runner: Runner, entries: list[Entry], telemetry: tm.Te
         runner.run(entries)
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
+    except Terminated:
+        raise typer.Exit(143) from None
     _, level, detail = _health_change(telemetry, before)
     d.gather((level, detail))
     d.finish()

@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from bench import node
 from bench.results import Run
 from bench.stats import BASELINE_SEED, CANDIDATE_SEED, bootstrap_medians, median_change
 
@@ -63,6 +64,7 @@ class Comparison:
     baseline_n: int = 0
     candidate_n: int = 0
     baseline_records: int = 0
+    joint: bool = False  # work the ranks do together: its time is the job's, not this GPU's
 
 
 @dataclass
@@ -128,8 +130,11 @@ def _param(value: Any) -> Any:
 def config_key(record: dict[str, Any]) -> tuple[str, str]:
     """What must match to compare two records: the workload id and every parameter (not the version).
 
-    32 and 32.0 are the same parameter, and a null parameter is the same as an absent one."""
+    32 and 32.0 are the same parameter, and a null parameter is the same as an absent one. Work the
+    ranks do together (a collective, data-parallel training) also needs the same number of ranks."""
     params = {k: _param(v) for k, v in record.items() if k.startswith("param_") and v is not None}
+    if node.joint(record):
+        params["ranks"] = record.get("world_size")
     return str(record["workload"]), json.dumps(params, sort_keys=True)
 
 
@@ -167,7 +172,8 @@ def compare_one(
     """The verdict of one configuration on one GPU; None where neither side has anything to say."""
     base = baseline.by_key.get(key, [])
     sample = (cand or base)[0]
-    head = {"gpu": gpu, "workload": sample["workload"], "config": str(sample.get("label") or "")}
+    head = {"gpu": gpu, "workload": sample["workload"], "config": str(sample.get("label") or ""),
+            "joint": node.joint(sample)}  # fmt: skip
     missing = "FAIL" if th.missing_fails else "WARN"
     base_ok, cand_ok = [r for r in base if _usable(r)], [r for r in cand if _usable(r)]
     failed = [r for r in cand if r["status"] == "failed"]
@@ -235,7 +241,8 @@ def gpu_verdicts(comparisons: list[Comparison], names: dict[str, tuple[str, str]
     out = []
     for gpu, items in by_gpu.items():
         ratios = [1 + c.change for c in items if c.change is not None]
-        geo = math.exp(sum(map(math.log, ratios)) / len(ratios)) - 1 if ratios else None
+        own = [1 + c.change for c in items if c.change is not None and not c.joint]  # this GPU's own speed
+        geo = math.exp(sum(map(math.log, own)) / len(own)) - 1 if own else None
         counts = {v: sum(c.verdict == v for c in items) for v in ("PASS", "WARN", "FAIL", "MISSING", "NEW")}
         verdict = _worst([c.severity for c in items]) if ratios else "FAIL"  # nothing compared is no pass
         node, device = names.get(gpu, ("?", "?"))

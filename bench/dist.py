@@ -13,8 +13,10 @@ disk as soon as every rank has finished that entry.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -107,8 +109,15 @@ class Dist:
             dist.destroy_process_group()
 
 
+CTRL_TIMEOUT_S = 4 * 3600.0  # ranks may finish an entry of their own minutes apart (compiling, say)
+
+
 def init(device_kind: str, timeout_s: float) -> Dist:
-    """Join the job that torchrun started: the default group for workloads, gloo for the harness."""
+    """Join the job that torchrun started: the default group for workloads, gloo for the harness.
+
+    `timeout_s` bounds a workload's collective (a rank that stopped taking part); the harness's own
+    group waits longer, since ranks reach the end of an entry they run alone at their own pace.
+    """
     rank, world = _env_int("RANK"), _env_int("WORLD_SIZE")
     local_rank = _env_int("LOCAL_RANK")
     local_world = _env_int("LOCAL_WORLD_SIZE", world)
@@ -119,13 +128,23 @@ def init(device_kind: str, timeout_s: float) -> Dist:
     if device_kind == "cuda":
         kwargs["device_id"] = torch.device("cuda", local_rank)  # binds NCCL to this process's GPU
     dist.init_process_group(**kwargs)
-    ctrl = dist.new_group(backend="gloo", timeout=timeout) if backend != "gloo" else dist.group.WORLD
+    # Always a group of its own, also on the CPU: a harness message must never pair with a
+    # workload's collective on a rank that left the workload early.
+    ctrl = dist.new_group(backend="gloo", timeout=timedelta(seconds=max(CTRL_TIMEOUT_S, timeout_s)))
     return Dist(rank, world, local_rank, local_world, node_rank, backend, ctrl)
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity: a container's or a Slurm step's share)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def cpu_threads(local_world_size: int) -> int:
     """Intra-op threads per process so that the processes of one node share its cores, not fight."""
-    return max(1, (os.cpu_count() or 1) // max(local_world_size, 1))
+    return max(1, usable_cpus() // max(local_world_size, 1))
 
 
 def torchrun_argv(nproc: int, args: list[str]) -> list[str]:
@@ -159,12 +178,24 @@ def launch(nproc: int, run_args: list[str], device_kind: str) -> int:
     with tempfile.TemporaryDirectory(prefix="tokenbench-") as tmp:
         code_file = Path(tmp) / "exit-code"
         env[EXIT_CODE_FILE_ENV] = str(code_file)
-        proc = subprocess.Popen(torchrun_argv(nproc, run_args), env=env)
+        # torchrun gets a process group of its own, and every stop signal this launcher receives
+        # (Ctrl-C, a CI cancel, a scheduler's SIGTERM) is passed on to it; it stops its ranks.
+        proc = subprocess.Popen(torchrun_argv(nproc, run_args), env=env, start_new_session=True)
+        got: list[int] = []
+
+        def forward(signum: int, _frame: object) -> None:
+            got.append(signum)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signum)
+
+        before = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
         try:
             rc = proc.wait()
-        except KeyboardInterrupt:  # the terminal sent SIGINT to torchrun too; let it stop its ranks
-            rc = proc.wait()
-            return 130
+        finally:
+            for sig, handler in before.items():
+                signal.signal(sig, handler)
+        if got:
+            return 128 + got[0]
         if rc == 0 and code_file.exists():
             return int(code_file.read_text() or 0)
         return rc

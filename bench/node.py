@@ -10,6 +10,8 @@ Work the ranks do together (collectives, data-parallel training) is left out of 
 every rank of a collective finishes when the slowest has, so its own time says more about when
 it arrived than about its GPU; the rank that waited longest would look slowest. Those are judged
 by their data checks here and against a reference by `tokenbench compare`.
+
+On a node of two GPUs the median is their mean: a slow GPU shows half its gap to the other.
 """
 
 from __future__ import annotations

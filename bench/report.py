@@ -179,7 +179,8 @@ def build(runs: list[Run], cat: Catalog) -> Report:
     if any(r.get("unstable") and r["status"] == "ok" for r in records):
         notes.append("CV above the suite's threshold on some records: their medians are not trustworthy")
     for run in runs:  # a run on several GPUs at once: each against its siblings
-        summary = node.summarize(run.records)
+        threshold = ((run.header or {}).get("node_summary") or {}).get("outlier_threshold")
+        summary = node.summarize(run.records, threshold if isinstance(threshold, (int, float)) else 0.05)
         notes += [f"run {run.records[0]['run_id']}: {line}" for line in summary.lines()[1:]] if summary.gpus else []
     for run in runs:
         if run.state != "complete":

@@ -10,6 +10,7 @@ wrong answer). A KeyboardInterrupt ends the run with every finished record on di
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import math
 from collections.abc import Callable
@@ -131,6 +132,7 @@ class Runner:
     on_window: Callable[[int, Window], None] | None = None  # e.g. keep the raw sample timeline
     on_start: Callable[[int, Entry], None] | None = None
     on_record: Callable[[dict[str, Any]], None] | None = None
+    on_failure: Callable[[dict[str, Any]], None] | None = None  # at once, before any other rank is waited for
     dist: Dist | None = None  # set when this process is one rank of a torchrun job
     measure: Callable[..., Timing] = measure  # how the timed calls are made (pytest-benchmark's in the plugin)
     records: list[dict[str, Any]] = field(default_factory=list)
@@ -187,7 +189,17 @@ class Runner:
         sampler = Sampler(self.telemetry, self.sample_interval_s, host=self.host_energy)
         timer = entry.timer.model_copy(update={"flush_l2": False}) if lockstep else entry.timer
         agree = self.dist.agree_max if lockstep else None  # type: ignore[union-attr]
-        with w.prepare(p, dev, record["seed"]) as case:
+        with contextlib.ExitStack() as stack:
+            try:
+                case, failed = stack.enter_context(w.prepare(p, dev, record["seed"])), None
+            except Exception as e:  # an OOM while allocating, most often
+                case, failed = None, e
+            # Ranks in lockstep agree that all are set up before the first collective: one rank's
+            # failure then fails the entry on every rank instead of leaving the others waiting.
+            if lockstep and not self.dist.all_ok(failed is None) and failed is None:  # type: ignore[union-attr]
+                raise RuntimeError("another rank could not set this entry up (see that rank's record)")
+            if failed is not None:
+                raise failed
             timing = self.measure(case.run, dev, timer, working_set_bytes=counts.bytes, window=sampler, agree=agree)
             record.update(case_extra(case, timing, device_peaks(dev.name, w.peak_dtype(p, dev))))
             check = case.check()
@@ -249,6 +261,8 @@ class Runner:
         except Exception as e:
             record.update(status="failed", reason=one_line(e))
         finally:
+            if record["status"] == "failed" and self.on_failure:
+                self.on_failure(record)
             gc.collect()
             if self.device.kind == "cuda":
                 torch.cuda.empty_cache()

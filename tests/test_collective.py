@@ -8,13 +8,13 @@ import torch
 import workloads
 from bench.device import cpu_device
 from workloads.collective import (
-    BASE_MAX,
-    EXACT_UP_TO,
-    RANK_SPREAD,
     CollectiveCase,
     CollectiveParams,
+    _pieces,
     busbw_factor,
     elements_per_rank,
+    exact,
+    pattern,
     size_bytes,
 )
 
@@ -51,23 +51,51 @@ def test_one_process_cannot_run_a_collective():
     assert why == "a collective needs 2 or more ranks: launch with tokenbench run --nproc N, or torchrun"
 
 
-@pytest.mark.parametrize("dtype", ["fp32", "bf16", "fp16"])
-def test_the_check_sums_are_exact_in_the_dtype_up_to_the_limit(dtype):
-    """The largest sum the check makes on n ranks stays under the dtype's exact-integer bound."""
-    n = max(k for k in range(2, 4096) if BASE_MAX * k + sum(r % RANK_SPREAD for r in range(k)) < EXACT_UP_TO[dtype])
-    top = torch.tensor(float(BASE_MAX * n + sum(r % RANK_SPREAD for r in range(n))))
-    assert top.to(getattr(torch, {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}[dtype])).item() == top
+def by_hand(rank: int, i: int, seed: int) -> int:
+    """The check's input value, in Python integers (the workload computes it in torch int64)."""
+    p = 2**31 - 1
+    h = (i + (rank * 1_000_003 + seed) % p) % p
+    h = h * 48271 % p
+    h = h * 48271 % p
+    return (h >> 8) % 4 + 1
+
+
+def test_check_inputs_are_small_integers_of_each_rank_its_own():
+    x = {r: pattern(r, 0, 4096, seed=7, device=torch.device("cpu")) for r in range(8)}
+    assert set(x[0].unique().tolist()) == {1.0, 2.0, 3.0, 4.0}  # never zero, every value used
+    assert [x[3][i].item() for i in (0, 1, 4095)] == [by_hand(3, i, 7) for i in (0, 1, 4095)]
+    assert not torch.equal(x[0], x[4])  # ranks 0 and 4 differ: a swapped contribution shows
+    assert torch.equal(pattern(5, 100, 10, 7, torch.device("cpu")), x[5][100:110])  # any slice, same values
+
+
+@pytest.mark.parametrize(("dtype", "n", "is_exact"), [("bf16", 64, True), ("bf16", 65, False), ("fp16", 512, True),
+                                                       ("fp16", 513, False), ("fp32", 4096, True)])  # fmt: skip
+def test_sums_are_exact_up_to_the_dtype_bound(dtype, n, is_exact):
+    assert exact("all_reduce", dtype, n) is is_exact and exact("all_gather", dtype, n)
+    top = torch.tensor(float(4 * n))  # the largest sum the check can make on n ranks
+    as_dtype = top.to({"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[dtype]).item()
+    assert (as_dtype == top.item()) or not is_exact
+
+
+def test_pieces_split_an_output_range_over_the_ranks_chunks():
+    # 3 ranks of 4 elements: output 2..9 is rank 0's 2..4, rank 1's 0..4, rank 2's 0..2
+    assert _pieces(2, 8, 4, 3) == [(0, 2, 4), (1, 0, 4), (2, 0, 2)]
 
 
 @pytest.mark.parametrize("op", ["all_reduce", "all_gather", "reduce_scatter"])
 def test_expected_values_by_hand_on_three_ranks(op):
-    base = torch.tensor([1.0, 2.0, 3.0, 1.0, 2.0, 3.0])
-    case = CollectiveCase(op, CollectiveParams(), cpu_device(), rank=1, n=3, m=6 if op == "all_reduce" else 2,
-                          send=torch.zeros(1), recv=None, base=base)  # fmt: skip
-    # rank k adds k: the sum over 3 ranks adds 0 + 1 + 2 = 3 to three times the base
-    if op == "all_reduce":
-        assert case._expected().tolist() == [6.0, 9.0, 12.0, 6.0, 9.0, 12.0]
-    elif op == "all_gather":  # rank k's chunk k of the base, plus k
-        assert case._expected().tolist() == [1.0, 2.0, 4.0, 2.0, 4.0, 5.0]
+    m = 6 if op == "all_reduce" else 2
+    case = CollectiveCase(op, CollectiveParams(), cpu_device(), rank=1, n=3, m=m, send=torch.zeros(1), recv=None,
+                          seed=11)  # fmt: skip
+    got = case._expected(0, 6 if op != "reduce_scatter" else 2).tolist()
+    if op == "all_reduce":  # element i: the sum over ranks of their values at i
+        assert got == [sum(by_hand(k, i, 11) for k in range(3)) for i in range(6)]
+    elif op == "all_gather":  # chunk k: rank k's own elements k*m .. k*m + m
+        assert got == [by_hand(k, k * 2 + j, 11) for k in range(3) for j in range(2)]
     else:  # rank 1 keeps chunk 1 of the sum
-        assert case._expected().tolist() == [12.0, 6.0]
+        assert got == [sum(by_hand(k, 2 + j, 11) for k in range(3)) for j in range(2)]
+
+
+def test_fault_knobs_name_a_real_rank():
+    ar = workloads.get("all_reduce")
+    assert ar.label(ar.parse({"size_kib": 0.5, "raise_rank": 1})) == "512 B fp32 raise on rank 1"

@@ -367,3 +367,14 @@ def test_a_reference_folder_joins_only_when_named(tmp_path):
     write_run(tmp_path / "reference" / "H100-SXM", "refnode")
     assert {r["hostname"] for run in read_runs(tmp_path) for r in run.records} == {"node"}
     assert {r["hostname"] for run in read_runs(tmp_path / "reference") for r in run.records} == {"refnode"}
+
+
+def test_joint_work_needs_the_same_number_of_ranks_and_is_not_a_gpu_speed():
+    from bench.compare import config_key
+
+    coll = {"workload": "all_reduce", "family": "collective", "param_size_kib": 1024, "world_size": 8}
+    assert config_key(coll) != config_key({**coll, "world_size": 2})  # 8 ranks are not 2 ranks
+    gemm = {"workload": "gemm", "family": "gemm", "param_m": 8, "world_size": 8}
+    assert config_key(gemm) == config_key({**gemm, "world_size": 2})  # a GPU's own work: the same config
+    ddp = {"workload": "train", "family": "llm", "param_parallel": "ddp", "world_size": 8}
+    assert config_key(ddp) != config_key({**ddp, "world_size": 4})

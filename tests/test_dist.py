@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import math
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -44,17 +46,36 @@ params = { size_kib = 64, dtype = "bf16" }
 [[bench]]
 workload = "all_reduce"
 params = { size_kib = 32, corrupt_rank = 2 }
+
+[[bench]]
+workload = "all_gather"
+params = { size_kib = 32, raise_rank = 3 }   # rank 3 fails while setting up: no hang, the run goes on
+
+[[bench]]
+workload = "gemm"
+params = { m = 64, n = 64, k = 64, dtype = "fp32" }
 """
 )
 
 
 def launch(tmp_path: Path, nproc: int, *args: str) -> tuple[subprocess.CompletedProcess, list]:
-    """`python -m bench run --nproc N --device cpu ARGS`: the launcher a user runs, as a child."""
+    """`python -m bench run --nproc N --device cpu ARGS`: the launcher a user runs, as a child.
+
+    A hang must not outlive the test: the ranks give up on each other after 60 s, and on the
+    test's own timeout the launcher's whole process group (torchrun, every rank) is killed.
+    """
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "bench", "run", "--nproc", str(nproc), "--device", "cpu", "--idle-s", "0",
-           "--no-progress", "--out", str(out), *args]  # fmt: skip
+           "--no-progress", "--dist-timeout-s", "60", "--out", str(out), *args]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    child = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             start_new_session=True)  # fmt: skip
+    try:
+        stdout, stderr = child.communicate(timeout=300)
+    except subprocess.TimeoutExpired:
+        os.killpg(child.pid, signal.SIGKILL)
+        stdout, stderr = child.communicate()
+    proc = subprocess.CompletedProcess(cmd, child.returncode, stdout, stderr)
     runs = read_runs(out) if out.exists() else []
     return proc, runs
 
@@ -139,10 +160,19 @@ def test_four_ranks_factors_rounding_and_a_corrupted_rank(four_ranks):
     assert {r["busbw_factor"] for r in rs} == {3 / 4} and {r["wrong_values"] for r in rs} == {0}
     bad = {r["rank"]: r for r in entries["all_reduce 32 KiB fp32 corrupt rank 2"]}
     assert bad[2]["status"] == "failed" and bad[2]["wrong_values"] == 1
-    assert "1 of 8192 values wrong on rank 2 of 4" in bad[2]["reason"]
+    assert "1 of 8192 values wrong on rank 2 of 4 (exact integer sums)" in bad[2]["reason"]
     assert all(bad[k]["status"] == "ok" and bad[k]["wrong_values"] == 0 for k in (0, 1, 3))
+    failing = {r["rank"]: r for r in entries["all_gather 32 KiB fp32 raise on rank 3"]}
+    assert failing[3]["reason"] == "RuntimeError: raise_rank=3: this rank fails while setting up, as asked"
+    assert all(failing[k]["reason"].startswith("RuntimeError: another rank could not set this entry up") for k in
+               (0, 1, 2))  # fmt: skip
+    assert "rank 3 (" in proc.stderr and "raise_rank=3: this rank fails" in proc.stderr  # said at once, by rank 3
+    assert {r["status"] for r in entries["gemm 64x64x64 fp32"]} == {"ok"}  # the run went on after the failure
+    assert runs[0].state == "complete" and runs[0].header["n_planned"] == 6 * 4
     summary = runs[0].header["node_summary"]
-    assert [(f["gpu"], f["workload"]) for f in summary["failures"]] == [("rank 2", "all_reduce")]
+    assert sorted((f["gpu"], f["workload"]) for f in summary["failures"]) == [
+        ("rank 0", "all_gather"), ("rank 1", "all_gather"), ("rank 2", "all_gather"), ("rank 2", "all_reduce"),
+        ("rank 3", "all_gather")]  # fmt: skip
     assert "FAILED: " in proc.stdout and "rank 2: all_reduce 32 KiB fp32 corrupt rank 2" in proc.stdout
 
 
@@ -179,3 +209,30 @@ def test_torchrun_argv_and_option_removal():
     argv = torchrun_argv(4, args)
     assert argv[1:6] == ["-m", "torch.distributed.run", "--standalone", "--nproc-per-node=4", "-m"]
     assert argv[6:] == ["bench", "run", "--suite", "x", "--out=o"]
+
+
+@pytest.mark.slow
+def test_sigterm_to_the_launcher_stops_every_rank_and_keeps_the_records(tmp_path):
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "bench", "run", "--nproc", "2", "--device", "cpu", "--idle-s", "0", "--no-progress",
+           "--dist-timeout-s", "60", "--suite", "dist-smoke", "--out", str(out)]  # fmt: skip
+    child = subprocess.Popen(cmd, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True, start_new_session=True)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:  # until the first entries are on disk
+            files = list(out.glob("*.jsonl"))
+            if files and len(files[0].read_text().splitlines()) >= 4:
+                break
+            time.sleep(0.2)
+        child.send_signal(signal.SIGTERM)
+        child.communicate(timeout=60)
+    finally:
+        if child.poll() is None:
+            os.killpg(child.pid, signal.SIGKILL)
+    assert child.returncode == 128 + signal.SIGTERM
+    (run,) = read_runs(out)
+    assert run.state == "interrupted" and "SIGTERM" in run.header["error"]
+    assert len(run.records) >= 4 and len(run.records) % 2 == 0  # whole entries: one record per rank
+    leftovers = subprocess.run(["pgrep", "-f", str(out)], capture_output=True, text=True).stdout.split()
+    assert leftovers == []  # torchrun and both ranks are gone

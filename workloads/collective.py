@@ -11,11 +11,15 @@ elements per rank. Then, with t the median time of one call and n ranks:
 busbw is the figure to hold against the links' bandwidth: it does not depend on n.
 
 Timed calls run on buffers of zeros, so repeated in-place sums stay finite. The check runs
-once on fresh values: rank r holds small integers drawn from a seed every rank shares, plus
-r, so each rank can work out every other rank's input and the exact result. It counts wrong
-values (nccl-tests' "#wrong"); any wrong value fails the record. `corrupt_rank` adds 1 to one
-received value on that rank after the collective, as a faulty GPU or link would: it proves the
-check catches a bad rank, and is never part of a suite.
+once on fresh values: element i of rank r's input is an integer 1..4 hashed from (i, r, seed),
+computed with integer arithmetic on the device, so every rank can work out every other rank's
+input (whatever its GPU model) and so the exact result; each rank's pattern is its own, so a
+contribution dropped, doubled or taken from the wrong rank shows. The check counts wrong values
+(nccl-tests' "#wrong"); any wrong value fails the record. Sums are exact while 4 x ranks stays
+under the dtype's exact-integer bound (bf16: 64 ranks, fp16: 512); beyond it the check allows the
+rounding of n additions and says so. Two fault knobs, never part of a suite, prove the harness:
+`corrupt_rank` adds 1 to one received value on that rank after the collective, as a faulty GPU
+or link would, and `raise_rank` fails that rank while it sets up.
 """
 
 from __future__ import annotations
@@ -33,16 +37,20 @@ from bench.device import DTYPES, Device
 from workloads.base import CheckResult, Counts, Params, Workload
 
 CollDtype = Literal["fp32", "bf16", "fp16"]
-# Integers below these are exact in the dtype: the check's sums must stay under them.
+# Integers up to these are exact in the dtype: the check's sums are exact while they stay under.
 EXACT_UP_TO = {"fp32": 2**24, "bf16": 2**8, "fp16": 2**11}
-BASE_MAX = 3  # inputs are base values 1..BASE_MAX plus (rank mod RANK_SPREAD)
-RANK_SPREAD = 4
+MANTISSA_BITS = {"fp32": 23, "bf16": 7, "fp16": 10}
+VALUE_MAX = 4  # check inputs are integers 1..VALUE_MAX
+CHUNK = 2**24  # elements the check generates and compares at a time (bounded temporaries)
+_PRIME = 2_147_483_647  # 2^31 - 1: a Lehmer hash whose products fit int64
+_RANK_STRIDE = 1_000_003
 
 
 class CollectiveParams(Params):
     size_kib: float = Field(1024.0, gt=0, description="S: all-reduce buffer, all-gather output, reduce-scatter input")
     dtype: CollDtype = Field("fp32", description="element type (the sum is done in it)")
     corrupt_rank: int | None = Field(None, ge=0, description="test the check: corrupt one value on this rank")
+    raise_rank: int | None = Field(None, ge=0, description="test the harness: fail this rank while setting up")
 
 
 def busbw_factor(op: str, n: int) -> float:
@@ -73,9 +81,19 @@ def world() -> tuple[int, int]:
     return 0, 1
 
 
-def rank_input(base: torch.Tensor, rank: int, dtype: torch.dtype) -> torch.Tensor:
-    """What `rank` puts into the collective in the check: the shared base plus its rank offset."""
-    return (base + (rank % RANK_SPREAD)).to(dtype)
+def pattern(rank: int, start: int, count: int, seed: int, device: torch.device) -> torch.Tensor:
+    """Rank `rank`'s check input for elements start..start+count: integers 1..4 (float32), hashed
+    from (element, rank, seed) in int64 on `device`, so the same on every GPU model and rank."""
+    idx = torch.arange(start, start + count, dtype=torch.int64, device=device)
+    h = (idx + (rank * _RANK_STRIDE + seed) % _PRIME) % _PRIME
+    h = (h * 48271) % _PRIME
+    h = (h * 48271) % _PRIME
+    return ((h >> 8) % VALUE_MAX + 1).to(torch.float32)
+
+
+def exact(op: str, dtype: str, n: int) -> bool:
+    """True when every result the check expects is an integer the dtype holds exactly."""
+    return op == "all_gather" or VALUE_MAX * n <= EXACT_UP_TO[dtype]
 
 
 # nccl-tests-style out-of-place calls where torch has them under their newer names.
@@ -93,7 +111,7 @@ class CollectiveCase:
     m: int  # elements each rank sends (all-reduce: the buffer)
     send: torch.Tensor
     recv: torch.Tensor | None
-    base: torch.Tensor  # the check's shared values, one per element of S
+    seed: int  # the check's: the same on every rank
     kernel: str | None = None
 
     def call(self, send: torch.Tensor, recv: torch.Tensor | None) -> None:
@@ -113,33 +131,57 @@ class CollectiveCase:
         factor = busbw_factor(self.op, self.n)
         return {"size_bytes": s, "algbw_gb_per_s": algbw, "busbw_factor": factor, "busbw_gb_per_s": algbw * factor}
 
-    def _expected(self) -> torch.Tensor:
-        """The exact result on this rank, from the shared base (every rank can compute every input)."""
-        n, m, r = self.n, self.m, self.rank
-        offsets = sum(k % RANK_SPREAD for k in range(n))
-        if self.op == "all_reduce":
-            return self.base * n + offsets
-        if self.op == "all_gather":
-            chunks = [self.base[k * m : (k + 1) * m] + (k % RANK_SPREAD) for k in range(n)]
-            return torch.cat(chunks)
-        return self.base[r * m : (r + 1) * m] * n + offsets  # reduce-scatter: rank r keeps chunk r of the sum
+    def _input(self, rank: int, start: int, count: int) -> torch.Tensor:
+        return pattern(rank, start, count, self.seed, self.device.torch_device)
+
+    def _expected(self, start: int, count: int) -> torch.Tensor:
+        """The exact result on this rank for its output elements start..start+count."""
+        n, m = self.n, self.m
+        if self.op == "all_gather":  # output chunk k is rank k's input, elements k*m..(k+1)*m
+            return torch.cat([self._input(k, k * m + a, b - a) for k, a, b in _pieces(start, count, m, n)])
+        offset = self.rank * m if self.op == "reduce_scatter" else 0  # rank r keeps chunk r of the sum
+        total = torch.zeros(count, dtype=torch.float32, device=self.device.torch_device)
+        for k in range(n):
+            total += self._input(k, offset + start, count)
+        return total
+
+    def _fill_send(self, dtype: torch.dtype) -> torch.Tensor:
+        r, m = self.rank, self.m
+        send = torch.empty_like(self.send, dtype=dtype)
+        base = r * m if self.op == "all_gather" else 0
+        for a in range(0, send.numel(), CHUNK):
+            b = min(a + CHUNK, send.numel())
+            send[a:b] = self._input(r, base + a, b - a).to(dtype)
+        return send
 
     def check(self) -> CheckResult:
-        dtype = DTYPES[self.p.dtype]
-        n, m, r = self.n, self.m, self.rank
-        if self.op == "all_reduce":
-            send, recv = rank_input(self.base, r, dtype), None
-        elif self.op == "all_gather":
-            send, recv = rank_input(self.base[r * m : (r + 1) * m], r, dtype), torch.full_like(self.recv, -1)
-        else:
-            send, recv = rank_input(self.base, r, dtype), torch.full_like(self.recv, -1)
+        dtype, n, r = DTYPES[self.p.dtype], self.n, self.rank
+        send = self._fill_send(dtype)
+        recv = None if self.recv is None else torch.full_like(self.recv, -1)
         self.call(send, recv)
-        got = send if recv is None else recv
+        got = (send if recv is None else recv).view(-1)
         if self.p.corrupt_rank == r:
-            got.view(-1)[got.numel() // 2] += 1
-        wrong = int((got.float() != self._expected()).sum().item())
-        detail = f"{wrong} of {got.numel()} values wrong on rank {r} of {n} (exact small-integer sums)"
-        return CheckResult(wrong == 0, float(wrong), 0.0, detail, {"wrong_values": wrong})
+            got[got.numel() // 2] += 1
+        is_exact = exact(self.op, self.p.dtype, n)
+        tolerance = 0.0 if is_exact else (n - 1) * 2.0 ** -(MANTISSA_BITS[self.p.dtype] + 1)
+        wrong = 0
+        for a in range(0, got.numel(), CHUNK):
+            b = min(a + CHUNK, got.numel())
+            want = self._expected(a, b - a)
+            wrong += int(((got[a:b].float() - want).abs() > tolerance * want).sum().item())
+        how = "exact integer sums" if is_exact else f"sums of {n} values, relative tolerance {tolerance:.2g}"
+        detail = f"{wrong} of {got.numel()} values wrong on rank {r} of {n} ({how})"
+        return CheckResult(wrong == 0, float(wrong), tolerance, detail, {"wrong_values": wrong})
+
+
+def _pieces(start: int, count: int, m: int, n: int) -> list[tuple[int, int, int]]:
+    """(rank k, from, to) within rank k's chunk of m elements, covering output elements start..start+count."""
+    out = []
+    for k in range(n):
+        a, b = max(start, k * m), min(start + count, (k + 1) * m)
+        if a < b:
+            out.append((k, a - k * m, b - k * m))
+    return out
 
 
 class Collective(Workload):
@@ -150,11 +192,10 @@ class Collective(Workload):
 
     def label(self, p: CollectiveParams) -> str:
         size = p.size_kib * 1024
-        for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
-            if size >= scale:
-                text = f"{size / scale:g} {unit}"
-                break
-        return f"{text} {p.dtype}" + (f" corrupt rank {p.corrupt_rank}" if p.corrupt_rank is not None else "")
+        unit, scale = next((u, k) for u, k in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10), ("B", 1)) if size >= k)
+        faults = [f"corrupt rank {p.corrupt_rank}"] * (p.corrupt_rank is not None)
+        faults += [f"raise on rank {p.raise_rank}"] * (p.raise_rank is not None)
+        return " ".join([f"{size / scale:g} {unit} {p.dtype}", *faults])
 
     def lockstep(self, p: Params) -> bool:
         return True
@@ -168,8 +209,9 @@ class Collective(Workload):
             return "a collective needs 2 or more ranks: launch with tokenbench run --nproc N, or torchrun"
         if elements_per_rank(p, self.op, n) < 1:
             return f"{self.label(p)} is smaller than one element per rank on {n} ranks"
-        if BASE_MAX * n + sum(k % RANK_SPREAD for k in range(n)) >= EXACT_UP_TO[p.dtype]:
-            return f"the exact check needs sums under {EXACT_UP_TO[p.dtype]} in {p.dtype}; {n} ranks exceed it"
+        for knob in ("corrupt_rank", "raise_rank"):
+            if getattr(p, knob) is not None and getattr(p, knob) >= n:
+                return f"{knob}={getattr(p, knob)} is not a rank of this {n}-rank job"
         return device.unsupported_dtype_reason(p.dtype)
 
     def counts(self, p: CollectiveParams, device: Device | None = None) -> Counts:
@@ -177,10 +219,9 @@ class Collective(Workload):
 
     def memory_bytes(self, p: CollectiveParams, device: Device | None = None) -> int:
         _, n = world()
-        elem = DTYPES[p.dtype].itemsize
         s = size_bytes(p, self.op, max(n, 1))
-        # timed send + receive, the check's base (fp32), its input, output and the expected values
-        return 2 * s + 4 * s + 2 * s + 4 * s + elem
+        # the timed send and receive, the check's own pair, and its chunk temporaries (int64 hash, fp32)
+        return 2 * 2 * s + CHUNK * (3 * 8 + 3 * 4)
 
     def record_fields(self, p: CollectiveParams, device: Device) -> dict[str, Any]:
         backend = dist.get_backend() if dist.is_available() and dist.is_initialized() else None
@@ -189,17 +230,17 @@ class Collective(Workload):
     @contextlib.contextmanager
     def prepare(self, p: CollectiveParams, device: Device, seed: int) -> Iterator[CollectiveCase]:
         rank, n = world()
+        if p.raise_rank == rank:
+            raise RuntimeError(f"raise_rank={rank}: this rank fails while setting up, as asked")
         dtype, dev = DTYPES[p.dtype], device.torch_device
         m = elements_per_rank(p, self.op, n)
         total = m if self.op == "all_reduce" else m * n
-        # Every rank draws the same base from the same seed: the seed is the run's, not the rank's.
-        gen = torch.Generator(device=dev).manual_seed(seed)
-        base = torch.randint(1, BASE_MAX + 1, (total,), generator=gen, device=dev).float()
         send_n = m if self.op != "reduce_scatter" else total
         recv_n = {"all_reduce": 0, "all_gather": total, "reduce_scatter": m}[self.op]
         send = torch.zeros(send_n, dtype=dtype, device=dev)
         recv = torch.zeros(recv_n, dtype=dtype, device=dev) if recv_n else None
-        yield CollectiveCase(self.op, p, device, rank, n, m, send, recv, base, kernel=f"{dist.get_backend()} {self.op}")
+        # The check's seed is the entry's, the same on every rank (the run's seed + seq).
+        yield CollectiveCase(self.op, p, device, rank, n, m, send, recv, seed, kernel=f"{dist.get_backend()} {self.op}")
 
 
 class AllReduce(Collective):

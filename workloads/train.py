@@ -162,8 +162,10 @@ class Train(LlmWorkload):
         state = 16 * n + (2 if low == 2 else 0) * n
         if p.parallel == "ddp":
             state += 4 * n  # DDP's gradient buckets
-        elif p.parallel == "fsdp":  # each rank keeps 1/n of the state and gathers one layer's weights at a time
-            state = state // _world_size() + 2 * 4 * (n // max(a.n_layers, 1))
+        elif p.parallel == "fsdp":  # each rank keeps 1/n of the state, and gathers whole weights one unit at a time:
+            layer = (n - a.vocab_size * a.dim * (1 if a.tie_embeddings else 2)) // max(a.n_layers, 1)
+            root = a.vocab_size * a.dim * (1 if a.tie_embeddings else 2)  # embedding and output head, one unit
+            state = state // _world_size() + 2 * 4 * max(layer, root)
         return state + a.n_layers * tokens * per_token_layer + logits
 
     @contextlib.contextmanager
