@@ -138,6 +138,11 @@ def config_key(record: dict[str, Any]) -> tuple[str, str]:
     return str(record["workload"]), json.dumps(params, sort_keys=True)
 
 
+def _device_class(r: dict[str, Any]) -> str:
+    """cuda, cpu, or host: a plain pytest-benchmark function timed on the host."""
+    return "host" if r.get("family") == "pytest-benchmark" else str(r.get("device_kind") or r.get("device") or "?")
+
+
 def _usable(r: dict[str, Any]) -> bool:
     return r["status"] == "ok" and bool(r.get("samples_s"))
 
@@ -181,6 +186,10 @@ def compare_one(
         why = f"candidate failed: {failed[0].get('reason') or 'no reason recorded'}"
         why += f" ({len(cand_ok)} other record(s) of it ok)" if cand_ok else ""
         return Comparison(**head, verdict="FAIL", severity="FAIL", why=why)
+    base_ran, cand_ran = [r for r in base if r["status"] == "ok"], [r for r in cand if r["status"] == "ok"]
+    if base_ran and cand_ran and not (base_ok and cand_ok):  # measured on both sides, samples not kept
+        why = "no samples to compare (pytest-benchmark keeps each round's time only with --benchmark-save-data)"
+        return Comparison(**head, verdict="WARN", severity="WARN", why=why)
     if not base_ok:
         if not cand_ok:
             return None
@@ -346,6 +355,11 @@ def compare(
     devices = sorted({str(r.get("device_name")) for rs in baseline.by_key.values() for r in rs})
     if len(devices) > 1:
         notes.append(f"the baseline pools several device models ({', '.join(devices)})")
+    timers = {side: sorted({str(r.get("timer")) for run in runs for r in run.records if r["status"] == "ok"})
+              for side, runs in (("baseline", base_runs), ("candidate", cand_runs))}  # fmt: skip
+    if timers["baseline"] and timers["candidate"] and timers["baseline"] != timers["candidate"]:
+        notes.append(f"timed differently: baseline by {' / '.join(timers['baseline'])}, candidate by "
+                     f"{' / '.join(timers['candidate'])}; the same work, measured another way")  # fmt: skip
     cand_by_gpu: dict[str, dict[tuple[str, str], list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
     names: dict[str, tuple[str, str]] = {}
     for r in (r for run in cand_runs for r in run.records):
@@ -353,7 +367,11 @@ def compare(
         names[gpu_id(r)] = (str(r.get("hostname") or "?"), str(r.get("device_name") or "?"))
     comparisons = []
     for gpu, by_key in sorted(cand_by_gpu.items()):
-        for key in sorted(set(baseline.by_key) | set(by_key)):
+        # a GPU is held to the baseline's configurations of its own kind of device: a GPU is not
+        # missing the host-only benchmarks of a pytest-benchmark file, nor a CPU the GPU's
+        kind = _device_class(next(r for rs in by_key.values() for r in rs))
+        expected = {k for k, rs in baseline.by_key.items() if any(_device_class(r) == kind for r in rs)}
+        for key in sorted(expected | set(by_key)):
             item = compare_one(gpu, key, baseline, by_key.get(key, []), th)
             if item is not None:
                 comparisons.append(item)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -27,16 +27,16 @@ FAMILY = "pytest-benchmark"
 
 
 class _Stats(BaseModel):
-    model_config = ConfigDict(extra="allow", allow_inf_nan=False)
+    model_config = ConfigDict(extra="allow", allow_inf_nan=False, strict=True)
 
-    min: float = Field(ge=0)
-    max: float = Field(ge=0)
-    mean: float = Field(ge=0)
-    median: float = Field(ge=0)
+    min: float = Field(gt=0)
+    max: float = Field(gt=0)
+    mean: float = Field(gt=0)
+    median: float = Field(gt=0)
     stddev: float | None = Field(None, ge=0)
-    rounds: int = Field(ge=0)
+    rounds: int = Field(ge=1)
     iterations: int = Field(1, ge=1)
-    data: list[float] | None = None
+    data: list[Annotated[float, Field(gt=0)]] | None = None  # saved only with --benchmark-save-data
 
 
 class _Benchmark(BaseModel):
@@ -44,6 +44,7 @@ class _Benchmark(BaseModel):
 
     name: str
     fullname: str
+    param: str | None = None  # pytest's id of the parametrisation
     group: str | None = None
     params: dict[str, Any] | None = None
     stats: _Stats
@@ -82,8 +83,15 @@ def sniff(path: Path) -> bool:
 def _run_id(path: Path, f: _File) -> str:
     stamp = "".join(ch for ch in (f.datetime or "") if ch.isdigit())[:14]
     digest = hashlib.sha256(path.name.encode()).hexdigest()[:6]
-    host = str(f.machine_info.get("node") or "host")
+    host = "".join(c if c.isalnum() or c == "-" else "-" for c in str(f.machine_info.get("node") or "host"))[:32]
     return f"pytest-benchmark-{stamp or 'undated'}-{host}-{digest}"
+
+
+def _param(value: Any) -> str | int | float | bool | None:
+    """A parameter as a record holds it: scalars as they are, anything else as its JSON text."""
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return json.dumps(value, sort_keys=True, default=str)
 
 
 def _environment(f: _File) -> dict[str, Any]:
@@ -103,16 +111,19 @@ def _environment(f: _File) -> dict[str, Any]:
 
 
 def _plain_record(b: _Benchmark, f: _File, run_id: str, seq: int) -> dict[str, Any]:
+    """A benchmark the tokenbench fixture did not make: a Python function timed on the host."""
     s = b.stats
-    samples = [x for x in (s.data or []) if x > 0]
+    samples = list(s.data or [])
     tb = f.machine_info.get("tokenbench") if isinstance(f.machine_info.get("tokenbench"), dict) else {}
-    params = {f"param_{k}": v for k, v in (b.params or {}).items() if isinstance(v, (str, int, float, bool))}
+    cpu = f.machine_info.get("cpu") if isinstance(f.machine_info.get("cpu"), dict) else {}
+    params = {f"param_{k}": _param(v) for k, v in (b.params or {}).items()}
+    if b.param is not None:  # pytest's own id tells apart parametrisations whose values do not
+        params["param_id"] = b.param
     return {
         "schema_version": SCHEMA_VERSION, "run_id": run_id, "seq": seq, "workload": b.fullname.split("[")[0],
         "workload_version": 1, "family": FAMILY, "label": b.name, **params, "status": "ok", "reason": None,
-        "hostname": f.machine_info.get("node"), "device": tb.get("device", "cpu"),
-        "device_kind": "cuda" if str(tb.get("device", "")).startswith("cuda") else "cpu",
-        "device_name": tb.get("device_name"), "gpu_uuid": tb.get("gpu_uuid"),
+        "hostname": f.machine_info.get("node"), "device": "host", "device_kind": "cpu",
+        "device_name": cpu.get("brand_raw") if isinstance(cpu.get("brand_raw"), str) else None,
         "torch_version": tb.get("torch_version"), "driver_version": tb.get("driver_version"),
         "cuda_version": tb.get("cuda_version"), "timer": "pytest-benchmark",
         "n_samples": len(samples) or s.rounds, "samples_s": samples or None, "time_median_s": s.median,
@@ -138,7 +149,7 @@ def read(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         if isinstance(embedded, dict):
             record = {**embedded, "run_id": run_id, "seq": seq}
             if b.stats.data:  # pytest-benchmark's own rounds are the samples either way
-                record["samples_s"] = [x for x in b.stats.data if x > 0] or record.get("samples_s")
+                record["samples_s"] = list(b.stats.data)
         else:
             record = _plain_record(b, f, run_id, seq)
         why = check_record(record)

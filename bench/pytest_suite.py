@@ -5,5 +5,5 @@ from __future__ import annotations
 from typing import Any
 
 
-def test_suite_entry(tokenbench: Any, tokenbench_entry: Any) -> None:
-    tokenbench.entry(tokenbench_entry)
+def test_suite_entry(tokenbench: Any, tokenbench_entry: str) -> None:
+    tokenbench.suite_entry(tokenbench_entry)

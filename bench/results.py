@@ -54,14 +54,14 @@ def new_run_id(now: datetime | None = None) -> str:
     return f"{now:%Y%m%dT%H%M%SZ}-{host or 'host'}-{secrets.token_hex(3)}"
 
 
-def _finite(value: Any) -> Any:
+def finite_json(value: Any) -> Any:
     """JSON has no NaN or infinity: write them as null."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
+        return [finite_json(v) for v in value]
     if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
+        return {k: finite_json(v) for k, v in value.items()}
     return value
 
 
@@ -89,14 +89,14 @@ class RunWriter:
     def _write_header(self) -> None:
         fd, tmp = tempfile.mkstemp(dir=self.out_dir, prefix=".header-", suffix=".tmp")
         with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(_finite(self.header), f, indent=2, allow_nan=False, default=str)
+            json.dump(finite_json(self.header), f, indent=2, allow_nan=False, default=str)
             f.write("\n")
             f.flush()
             os.fsync(f.fileno())  # on disk before the rename, so a power loss leaves old or new
         os.replace(tmp, self.header_path)  # atomic: a reader never sees half a header
 
     def append(self, record: dict[str, Any]) -> None:
-        clean = {k: _finite(v) for k, v in record.items()}
+        clean = {k: finite_json(v) for k, v in record.items()}
         self._fh.write(json.dumps(clean, allow_nan=False, default=str) + "\n")
         self._fh.flush()
         os.fsync(self._fh.fileno())
@@ -205,8 +205,9 @@ def _record_files(paths: Iterable[str | Path]) -> list[Path]:
             found = [f for f in sorted(p.rglob("*.json*")) if REFERENCE_DIR not in f.relative_to(p).parts[:-1]]
             files.extend(f for f in found if f.suffix == ".jsonl")
             # a .json beside no .jsonl is no run header: it may be a pytest-benchmark file (--benchmark-autosave)
+            # (in a .benchmarks folder it is one even when damaged: then reading it says what is wrong)
             files.extend(f for f in found if f.suffix == ".json" and not f.with_suffix(".jsonl").exists()
-                         and pytest_json.sniff(f))  # fmt: skip
+                         and (pytest_json.sniff(f) or ".benchmarks" in f.relative_to(p).parts))  # fmt: skip
         elif p.suffix == ".json" and p.with_suffix(".jsonl").exists():
             files.append(p.with_suffix(".jsonl"))
         elif p.suffix == ".json" and p.is_file() and pytest_json.sniff(p):

@@ -36,6 +36,10 @@ def test_train(tokenbench):
 
 def test_plain_python(benchmark):
     benchmark(sum, range(1000))
+
+def test_twice(tokenbench):
+    tokenbench("gemm", m=16, n=16, k=16, dtype="fp32")
+    tokenbench("gemm", m=32, n=32, k=32, dtype="fp32")
 """
 
 SUITE = """
@@ -48,13 +52,15 @@ params = { m = 64, n = 64, k = 64, dtype = "fp32" }
 sweep = { dtype = ["fp32", "fp8"] }
 """
 
-FAST = ["--tokenbench-device", "cpu", "--tokenbench-warmup-s", "0.05", "--benchmark-max-time", "0.2",
-        "--benchmark-min-rounds", "5", "-p", "no:cacheprovider", "-q"]  # fmt: skip
+BASE = ["--tokenbench-device", "cpu", "--tokenbench-warmup-s", "0.05", "-p", "no:cacheprovider", "-q"]
+FAST = [*BASE, "--benchmark-max-time", "0.2", "--benchmark-min-rounds", "5"]
 
 
-def inner_pytest(where: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+def inner_pytest(
+    where: Path, *args: str, env: dict | None = None, options: list[str] = FAST
+) -> subprocess.CompletedProcess:
     """A user's own pytest run in `where`, with tokenbench installed (the plugin loads by entry point)."""
-    return subprocess.run([sys.executable, "-m", "pytest", *FAST, *args], cwd=where, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "pytest", *options, *args], cwd=where, capture_output=True, text=True,
                           env={**os.environ, **(env or {})}, timeout=300)  # fmt: skip
 
 
@@ -62,7 +68,7 @@ def inner_pytest(where: Path, *args: str, env: dict | None = None) -> subprocess
 def session_json(tmp_path_factory) -> tuple[subprocess.CompletedProcess, dict, Path]:
     where = tmp_path_factory.mktemp("user")
     (where / "test_user.py").write_text(USER_TESTS)
-    proc = inner_pytest(where, "test_user.py", "--benchmark-json", "out.json")
+    proc = inner_pytest(where, "test_user.py", "--benchmark-json", "out.json", "-k", "not twice")
     return proc, json.loads((where / "out.json").read_text()), where / "out.json"
 
 
@@ -89,13 +95,14 @@ def test_figures_go_to_extra_info_and_versions_to_machine_info(session_json):
     assert extra["tflops"] == pytest.approx(2 * 128**3 / median / 1e12)
     record = extra["tokenbench"]
     assert record["time_median_s"] == pytest.approx(median) and record["n_samples"] == gemm["stats"]["rounds"]
-    assert record["timer"] == "pytest-benchmark, device-synced perf_counter per round"
-    assert record["energy_window_calls"] >= gemm["stats"]["rounds"] * gemm["stats"]["iterations"]
+    assert record["timer"] == "pytest-benchmark rounds of one call, device synchronised at both edges"
+    # rounds of one call, nothing else in the energy window: every call in it is a timed one
+    assert gemm["stats"]["iterations"] == 1 and record["energy_window_calls"] == gemm["stats"]["rounds"] >= 5
     train = bench["test_train"]["extra_info"]
     assert train["tokens_per_s"] == pytest.approx(2 * 32 / bench["test_train"]["stats"]["median"])
     machine = data["machine_info"]["tokenbench"]
-    assert machine["torch_version"].startswith("2.") and machine["device"] == "cpu" and machine["gpus"] == []
-    assert {"driver_version", "cuda_version", "tokenbench_version"} <= set(machine)
+    assert machine["torch_version"].startswith("2.") and machine["gpus"] == [] and machine["cuda_version"] is None
+    assert set(machine) == {"tokenbench_version", "torch_version", "cuda_version", "driver_version", "gpus"}
     assert extra["device_name"] and "gpu_uuid" in record  # which device each benchmark ran on
 
 
@@ -107,6 +114,10 @@ def test_a_suite_runs_as_tests(tmp_path):
     assert "1 passed, 1 skipped" in proc.stdout
     (b,) = json.loads((tmp_path / "s.json").read_text())["benchmarks"]
     assert b["name"] == "test_suite_entry[two:gemm 64x64x64 fp32]" and b["extra_info"]["workload"] == "gemm"
+    assert b["params"] == {"tokenbench_entry": "two:gemm 64x64x64 fp32"}  # the same text in every run
+    assert b["stats"]["rounds"] >= 5  # the suite's min_reps, and --benchmark-min-rounds
+    bad = inner_pytest(tmp_path, "--tokenbench-suite", "no-such-suite")
+    assert bad.returncode == 4 and "--tokenbench-suite no-such-suite:" in bad.stderr  # a usage error, at once
 
 
 @pytest.mark.slow
@@ -182,3 +193,65 @@ def test_a_hostile_embedded_record_is_refused(tmp_path):
     path.write_text(json.dumps({"machine_info": {}, "benchmarks": [bench]}))
     with pytest.raises(ResultsError, match=r'pb\.json: benchmark "x": tflops: Input should be a valid number'):
         read_runs(path)
+
+
+@pytest.mark.slow
+def test_sessions_without_pytest_benchmark_or_with_it_disabled(tmp_path):
+    (tmp_path / "test_user.py").write_text(USER_TESTS)
+    # an unrelated test runs in an environment where the plugin is installed but pytest-benchmark is not loaded
+    (tmp_path / "test_other.py").write_text("def test_other():\n    assert True\n")
+    plain = inner_pytest(tmp_path, "test_other.py", "-p", "no:benchmark", options=BASE)
+    assert plain.returncode == 0 and "1 passed" in plain.stdout, plain.stdout + plain.stderr
+    needs = inner_pytest(tmp_path, "test_user.py", "-p", "no:benchmark", "-k", "test_gemm", options=BASE)
+    assert needs.returncode == 1 and "the tokenbench fixture needs pytest-benchmark" in needs.stdout
+    # disabled (as under xdist): the harness's own timer measures, and the record says so
+    off = inner_pytest(tmp_path, "test_user.py", "--benchmark-disable", "-k", "test_gemm or twice")
+    assert "1 passed" in off.stdout and "1 failed" in off.stdout, off.stdout + off.stderr
+    assert "one workload per test" in off.stdout and "this test already ran gemm 16x16x16 fp32" in off.stdout
+
+
+def plain_file(path: Path, benchmarks: list[dict], node: str = "ci-1") -> Path:
+    path.write_text(json.dumps({"machine_info": {"node": node, "cpu": {"brand_raw": "Test CPU"}},
+                                "benchmarks": benchmarks, "datetime": "2026-11-23T10:00:00"}))  # fmt: skip
+    return path
+
+
+def plain_bench(name: str, param: str | None, params: dict | None, median: float, data: bool = True) -> dict:
+    stats = {"min": median, "max": median * 1.2, "mean": median * 1.05, "median": median, "stddev": median * 0.05,
+             "rounds": 5, "iterations": 1}  # fmt: skip
+    if data:
+        stats["data"] = [median * f for f in (0.98, 0.99, 1.0, 1.01, 1.02)]
+    return {"name": name, "fullname": f"t.py::{name}", "param": param, "params": params, "stats": stats,
+            "extra_info": {}}  # fmt: skip
+
+
+def test_parametrisations_with_the_same_values_stay_apart(tmp_path):
+    """Tuples are not scalars: pytest's own id keeps test_shape[shape0] and [shape1] apart."""
+    a = plain_bench("test_shape[shape0]", "shape0", {"shape": [1, 2]}, 1e-6)
+    b = plain_bench("test_shape[shape1]", "shape1", {"shape": [3, 4]}, 5e-6)
+    base = plain_file(tmp_path / "base.json", [a, b])
+    cand = plain_file(tmp_path / "cand.json", [a, b])
+    result = CliRunner().invoke(app, ["compare", str(base), str(cand), "--format", "json"])
+    rows = json.loads(result.output)["comparisons"]
+    assert sorted(r["config"] for r in rows) == ["test_shape[shape0]", "test_shape[shape1]"]
+    assert all(r["baseline_records"] == 1 and r["change"] == 0.0 for r in rows)
+    (run,) = read_runs(base)
+    assert run.records[0]["param_shape"] == "[1, 2]" and run.records[0]["device_name"] == "Test CPU"
+
+
+def test_an_autosave_without_data_warns_instead_of_calling_it_new(tmp_path):
+    base = plain_file(tmp_path / "base.json", [plain_bench("test_x", None, None, 1e-6, data=False)])
+    cand = plain_file(tmp_path / "cand.json", [plain_bench("test_x", None, None, 1e-6, data=False)])
+    result = CliRunner().invoke(app, ["compare", str(base), str(cand), "--format", "json"])
+    (row,) = json.loads(result.output)["comparisons"]
+    assert row["verdict"] == "WARN" and "--benchmark-save-data" in row["why"]
+
+
+def test_a_hostile_node_name_is_cleaned_out_of_the_run_id(tmp_path):
+    path = plain_file(tmp_path / "pb.json", [plain_bench("test_x", None, None, 1e-6)], node="evil\n/../\x1b[2J")
+    (run,) = read_runs(path)
+    assert run.header["run_id"].startswith("pytest-benchmark-20261123100000-evil-------2J-")
+    bad = plain_bench("test_x", None, None, 1e-6)
+    bad["stats"]["data"] = ["1"]
+    with pytest.raises(ResultsError, match=r"stats\.data\.0: Input should be a valid number"):
+        read_runs(plain_file(tmp_path / "bad.json", [bad]))
