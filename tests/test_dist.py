@@ -4,17 +4,21 @@ figures, data-parallel throughput is summed over ranks, and a corrupted rank fai
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
+from dataclasses import field as dc_field
 from pathlib import Path
 
 import pytest
 
 from bench.results import read_runs
+from tests.fakes import Fake, FakeCase
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -236,3 +240,94 @@ def test_sigterm_to_the_launcher_stops_every_rank_and_keeps_the_records(tmp_path
     assert len(run.records) >= 4 and len(run.records) % 2 == 0  # whole entries: one record per rank
     leftovers = subprocess.run(["pgrep", "-f", str(out)], capture_output=True, text=True).stdout.split()
     assert leftovers == []  # torchrun and both ranks are gone
+
+
+# --- the Runner's agreement between ranks, without processes -------------------------------
+
+
+class LockstepFake(Fake):
+    """The scripted workload, made to run in lockstep like a collective."""
+
+    def lockstep(self, p) -> bool:
+        return True
+
+    @contextlib.contextmanager
+    def prepare(self, p, device, seed: int):
+        if p.mode == "raise":
+            raise RuntimeError("cannot allocate on this rank")
+        yield FakeCase(p)
+
+
+@dataclass
+class OtherRanks:
+    """This rank's view of the others: their answers to 'can you all?' in turn, and the counts they ask for."""
+
+    others_ok: list = dc_field(default_factory=list)  # answers in turn: can all run it, are all set up; then yes
+    wants: int = 0
+    rank: int = 1
+    asked: list = dc_field(default_factory=list)
+
+    def fields(self) -> dict:
+        return {"rank": self.rank, "local_rank": self.rank, "node_rank": 0, "world_size": 2}
+
+    def barrier(self) -> None:
+        self.asked.append("barrier")
+
+    def all_ok(self, ok: bool) -> bool:
+        self.asked.append(("all_ok", ok))
+        return ok and (self.others_ok.pop(0) if self.others_ok else True)
+
+    def agree_max(self, n: int) -> int:
+        self.asked.append(("agree", n))
+        return max(n, self.wants) if n or self.wants else 0
+
+
+def lockstep_runner(tmp_path, others: OtherRanks):
+    from bench.device import cpu_device
+    from bench.results import RunWriter
+    from bench.runner import Runner
+
+    return Runner(cpu_device(), RunWriter(tmp_path, "r", {}), {"hostname": "h"}, dist=others)
+
+
+def lockstep_entry(mode: str = "ok"):
+    from bench.suites import Entry
+    from bench.timing import TimerConfig
+
+    w = LockstepFake()
+    return Entry(w, w.parse({"mode": mode, "work": 10}), TimerConfig(warmup_s=0, min_time_s=0, min_reps=3, max_reps=3))
+
+
+def test_a_rank_that_cannot_set_up_fails_the_entry_and_says_so_to_the_others(tmp_path):
+    others = OtherRanks()
+    record = lockstep_runner(tmp_path, others).run_entry(0, lockstep_entry("raise"))
+    assert record["status"] == "failed" and record["reason"] == "RuntimeError: cannot allocate on this rank"
+    assert ("all_ok", False) in others.asked and not any(a[0] == "agree" for a in others.asked if a != "barrier")
+
+
+def test_the_others_fail_the_entry_when_one_rank_could_not_set_up(tmp_path):
+    others = OtherRanks(others_ok=[True, False])  # all can run it; one could not set it up
+    record = lockstep_runner(tmp_path, others).run_entry(0, lockstep_entry())
+    assert record["status"] == "failed"
+    assert record["reason"].startswith("RuntimeError: another rank could not set this entry up")
+    assert record["rank"] == 1 and record["world_size"] == 2
+
+
+def test_a_rank_keeps_calling_while_another_still_wants_samples(tmp_path):
+    others = OtherRanks(wants=1)  # the other rank asks for one more call at every decision...
+    calls = {"n": 0}
+
+    def wants(n: int) -> int:  # ... for its first 20 decisions
+        calls["n"] += 1
+        return max(n, 1 if calls["n"] <= 20 else 0)
+
+    others.agree_max = wants  # type: ignore[method-assign]
+    record = lockstep_runner(tmp_path, others).run_entry(0, lockstep_entry())
+    assert record["status"] == "ok" and record["n_samples"] + record["warmup_reps"] >= 19  # alone it would stop at 3
+
+
+def test_the_others_skip_the_entry_when_one_rank_cannot_run_it(tmp_path):
+    others = OtherRanks(others_ok=[False])
+    record = lockstep_runner(tmp_path, others).run_entry(0, lockstep_entry())
+    assert record["status"] == "skipped" and record["reason"].startswith("another rank cannot run it")
+    assert [a for a in others.asked if a != "barrier"] == [("all_ok", True)]  # nothing set up, nothing timed
