@@ -60,7 +60,7 @@ def pytest_configure(config: pytest.Config) -> None:
     names = config.getoption("tokenbench_suite")
     if not names:
         return
-    from bench.suites import SuiteError, load_suite
+    from bench.measure.suites import SuiteError, load_suite
 
     entries: dict[str, Any] = {}
     for name in names:  # bad suites are a usage error now, before any collection
@@ -98,10 +98,10 @@ class _Session:
 
 @pytest.fixture(scope="session")
 def tokenbench_session(request: pytest.FixtureRequest) -> _Session:
-    from bench import env as envmod
-    from bench import telemetry as tm
-    from bench.device import DeviceError, detect
-    from bench.results import new_run_id
+    from bench.device import telemetry as tm
+    from bench.device.base import DeviceError, detect
+    from bench.measure import provenance as envmod
+    from bench.results.writer import new_run_id
 
     try:
         dev = detect(request.config.getoption("tokenbench_device"))
@@ -140,8 +140,8 @@ def rounds_for(per_call_s: float, min_reps: int, min_time_s: float, max_reps: in
 
 
 def _measure_with(benchmark: Any, warmup_s: float | None) -> Callable[..., Any]:
-    """A drop-in for bench.timing.measure whose timed calls are pytest-benchmark's rounds."""
-    from bench.timing import Timing, first_call_and_warm_up, measure
+    """A drop-in for bench.measure.timing.measure whose timed calls are pytest-benchmark's rounds."""
+    from bench.measure.timing import Timing, first_call_and_warm_up, measure
 
     def via_pytest_benchmark(fn, device, cfg, working_set_bytes=None, window=None, agree=None) -> Timing:
         if benchmark.disabled:  # --benchmark-disable, xdist: the harness's own timer, said in the record
@@ -199,8 +199,8 @@ class TokenbenchFixture:
 
     def __call__(self, workload_id: str, **params: Any) -> dict[str, Any]:
         import workloads
-        from bench.suites import Entry
-        from bench.timing import TimerConfig
+        from bench.measure.suites import Entry
+        from bench.measure.timing import TimerConfig
 
         why = None
         try:
@@ -223,8 +223,8 @@ class TokenbenchFixture:
         return self.entry(type(entry)(entry.workload, entry.params, cfg))
 
     def entry(self, entry: Any) -> dict[str, Any]:
-        from bench.results import finite_json
-        from bench.runner import Runner
+        from bench.measure.runner import Runner
+        from bench.results.writer import finite_json
 
         if self.used is not None:
             pytest.fail(f"tokenbench: one workload per test (pytest-benchmark keeps one benchmark a test); this "
@@ -281,7 +281,7 @@ def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: di
     device each benchmark ran on is in its own extra_info (device_name, and gpu_uuid in the record).
     """
     import bench
-    from bench import nvml
+    from bench.device import nvml
 
     driver, _ = nvml.driver_version()
     try:

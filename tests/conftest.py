@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 import workloads
-from bench.device import CpuDevice, cpu_device
+from bench.device.base import CpuDevice, cpu_device
 
 
 @pytest.fixture

@@ -30,7 +30,7 @@ def test_ci_runs_the_readme_test_command_verbatim():
 
 def test_readme_lists_every_workload_and_suite():
     import workloads
-    from bench.suites import builtin_names
+    from bench.measure.suites import builtin_names
 
     text = (ROOT / "README.md").read_text()
     for name in [*workloads.REGISTRY, *builtin_names()]:

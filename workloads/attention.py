@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from pydantic import Field, model_validator
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from bench.device import Device
+from bench.device.base import Device
 from workloads.base import (
     CheckResult,
     Counts,

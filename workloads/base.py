@@ -18,7 +18,7 @@ from typing import Any, ClassVar, Literal, Protocol
 import torch
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from bench.device import DTYPES, Device
+from bench.device.base import DTYPES, Device
 from bench.errors import first_error
 
 Dtype = Literal["fp32", "tf32", "fp16", "bf16", "fp8"]

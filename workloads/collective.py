@@ -33,7 +33,7 @@ import torch
 import torch.distributed as dist
 from pydantic import Field
 
-from bench.device import DTYPES, Device
+from bench.device.base import DTYPES, Device
 from workloads.base import CheckResult, Counts, Params, Workload
 
 CollDtype = Literal["fp32", "bf16", "fp16"]

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 from pydantic import Field
 
-from bench.device import Device
+from bench.device.base import Device
 from workloads.base import CheckResult, Counts, Params, Workload
 
 _ELEM_BYTES = 4  # float32 elements: vectorised loads on every device

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 from pydantic import Field
 
-from bench.device import DTYPES, Device
+from bench.device.base import DTYPES, Device
 from workloads.base import (
     CheckResult,
     Counts,

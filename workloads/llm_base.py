@@ -8,7 +8,7 @@ from typing import Any, Literal
 import torch
 from pydantic import Field
 
-from bench.device import DTYPES, Device
+from bench.device.base import DTYPES, Device
 from workloads.base import CheckResult, Params, Workload, float32_matmul_precision
 from workloads.llama import PRESETS, ModelArgs, Transformer, from_name, n_matmul_params, n_params
 

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from pydantic import Field
 
-from bench.device import Device
+from bench.device.base import Device
 from workloads.base import CheckResult, Counts
 from workloads.llama import Transformer, n_matmul_params
 from workloads.llm_base import (

@@ -20,7 +20,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from pydantic import Field
 
-from bench.device import Device
+from bench.device.base import Device
 from workloads.base import CheckResult, Counts
 from workloads.llama import Transformer, n_matmul_params, n_params
 from workloads.llm_base import (

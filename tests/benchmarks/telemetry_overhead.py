@@ -30,13 +30,13 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # for tests.scripted_nvml
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # for tests.support.scripted_nvml
 
 import workloads
-from bench import nvml, telemetry
-from bench.device import detect
-from bench.suites import parse_workload_arg
-from bench.timing import TimerConfig, measure
+from bench.device import nvml, telemetry
+from bench.device.base import detect
+from bench.measure.suites import parse_workload_arg
+from bench.measure.timing import TimerConfig, measure
 
 GPU_DEFAULT = ["gemm:m=8192,n=8192,k=8192,dtype=bf16", "decode:model=tiny,batch=1"]
 CPU_DEFAULT = ["gemm:m=512,n=512,k=512,dtype=fp32", "decode:model=tiny,batch=1,prompt_len=32,new_tokens=16"]
@@ -58,7 +58,7 @@ def source_for(dev) -> tuple[telemetry.Telemetry, str]:
     tel = telemetry.for_device(dev, min_window_s=0.0)
     if tel.active:
         return tel, f"NVML ({tel.power_reading})"
-    from tests.scripted_nvml import HANDLE, ScriptedGpu, scripted_pynvml
+    from tests.support.scripted_nvml import HANDLE, ScriptedGpu, scripted_pynvml
 
     nvml.pynvml = scripted_pynvml(ScriptedGpu(clock=time.perf_counter))
     nvml.init_error.cache_clear()

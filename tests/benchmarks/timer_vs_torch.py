@@ -20,8 +20,8 @@ import torch
 import torch.utils.benchmark as tub
 
 import workloads
-from bench.device import detect
-from bench.timing import TimerConfig, measure
+from bench.device.base import detect
+from bench.measure.timing import TimerConfig, measure
 
 
 def tokenbench_median(case, dev, flush: bool, seconds: float) -> float:

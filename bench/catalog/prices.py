@@ -1,0 +1,341 @@
+"""The cost catalog: rental offers, owned server prices and site defaults, each dated and sourced.
+
+Packaged data lives in `bench/catalog/` (offers.toml, servers.toml, site.toml); GPU models and
+their TDP come from gpus.toml, the same table the harness uses for fractions of peak. A user
+extends or overrides it with their own files:
+
+- `--catalog FILE` (repeatable): `[[gpu]]`, `[[offer]]` and `[[server]]` tables. An entry whose
+  id is already known replaces it; a new id is added. Later files win.
+- `--site FILE`: site figures (`pue = 1.2`, or a table with value, date and source) and a
+  `[sensitivity]` table; each named field replaces the packaged one, the rest stay.
+
+Every field is validated; a bad one is a one-line `CatalogError` naming the file, entry and field.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import re
+import sys
+from dataclasses import dataclass, field, replace
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from bench.catalog import gpus
+from bench.catalog.gpus import CatalogError, GpuSpec
+from bench.errors import first_error
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+Term = Literal["on-demand", "1-year", "3-year"]
+COMMITTED_TERMS = ("1-year", "3-year")  # paid every hour of the term, used or not
+_DATE_RE = re.compile(r"^\d{4}(-(0[1-9]|1[0-2])(-\d{2})?)?$")
+_ID = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
+
+
+def _date(v: Any) -> Any:
+    return gpus.check_date(v, _DATE_RE, "YYYY, YYYY-MM or YYYY-MM-DD")
+
+
+class Sourced(BaseModel):
+    """What every catalog figure carries: when it was true and where it comes from."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    date: str
+    source: str = Field(min_length=1)
+    source_url: str | None = Field(None, pattern=r"^https?://\S+$")
+    weak: bool = False  # an estimate: unconfirmed, old, or the sources disagree; the note says why
+    note: str | None = None
+
+    _check_date = field_validator("date", mode="before")(_date)
+
+    @model_validator(mode="after")
+    def _weak_says_why(self) -> Sourced:
+        if self.weak and not (self.note and self.note.strip()):
+            raise ValueError("a weak entry needs a note saying what is weak about it")
+        return self
+
+
+class Offer(Sourced):
+    """A rental price for one GPU: provider, term, $ per GPU-hour."""
+
+    id: str = Field(pattern=_ID)
+    gpu: str
+    provider: str = Field(min_length=1)
+    product: str = Field(min_length=1)  # instance type or plan, e.g. "p5.48xlarge (8x H100 SXM)"
+    term: Term
+    usd_per_gpu_hour: float = Field(gt=0)
+
+    @property
+    def committed(self) -> bool:
+        return self.term in COMMITTED_TERMS
+
+
+class Server(Sourced):
+    """The price of owning one GPU: its server's price per GPU plus the network's share."""
+
+    id: str = Field(pattern=_ID)
+    gpu: str
+    product: str = Field(min_length=1)
+    gpus: int = Field(gt=0)  # GPUs per server
+    usd: float = Field(gt=0)  # the whole server, GPUs included
+    network_share: float = Field(ge=0, lt=1)  # of the whole cluster's cost: scale-out network, cables
+    provisioned_kw_per_gpu: float = Field(gt=0)  # all-in IT power per GPU that colocation bills
+
+    @property
+    def capital_per_gpu_usd(self) -> float:
+        """Server price / GPUs, grossed up so the network is `network_share` of the total."""
+        return self.usd / self.gpus / (1.0 - self.network_share)
+
+
+class SiteValue(Sourced):
+    value: float
+
+
+SITE_BOUNDS: dict[str, tuple[float, float, str]] = {
+    # name: (low, high, meaning); low < value <= high unless noted in the check below
+    "pue": (1.0, 3.0, "power usage effectiveness: facility power / IT power"),
+    "usd_per_kwh": (0.0, 1.0, "electricity price, $ per kWh"),
+    "colo_usd_per_kw_month": (0.0, 2000.0, "colocation, $ per provisioned kW per month"),
+    "depreciation_years": (0.0, 20.0, "years over which the capital is recovered"),
+    "cost_of_capital": (0.0, 1.0, "cost of capital per year (0: straight-line depreciation)"),
+    "maintenance_share": (0.0, 1.0, "maintenance and support per year, share of the capital"),
+    "utilisation": (0.0, 1.0, "share of wall-clock hours a GPU does useful work"),
+}
+_INCLUSIVE_LOW = {"pue", "cost_of_capital", "maintenance_share", "colo_usd_per_kw_month"}
+
+SENSITIVITY_KEYS = (
+    "depreciation_years",
+    "utilisation",
+    "pue",
+    "usd_per_kwh",
+    "maintenance_share",
+    "rental_price",
+    "capital",
+)
+
+
+class Sensitivity(BaseModel):
+    """One-at-a-time ranges: absolute [low, high] for site figures, multipliers for prices."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    depreciation_years: tuple[float, float]
+    utilisation: tuple[float, float]
+    pue: tuple[float, float]
+    usd_per_kwh: tuple[float, float]
+    maintenance_share: tuple[float, float]
+    rental_price: tuple[float, float]  # x the offer's price
+    capital: tuple[float, float]  # x the capital per GPU
+    note: str | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Sensitivity:
+        for key in SENSITIVITY_KEYS:
+            low, high = getattr(self, key)
+            if not 0 < low <= high:
+                raise ValueError(f"{key}: expected 0 < low <= high, got [{low}, {high}]")
+            if key in SITE_BOUNDS:  # a site figure's range must hold values the site figure may take
+                bottom, top, meaning = SITE_BOUNDS[key]
+                if low < bottom or high > top:
+                    raise ValueError(f"{key}: [{low}, {high}] goes outside [{bottom}, {top}] ({meaning})")
+        return self
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """Everything `tokenbench cost` prices with, merged from the packaged files and the user's."""
+
+    gpus: dict[str, GpuSpec]
+    offers: dict[str, Offer]
+    servers: dict[str, Server]
+    site: dict[str, SiteValue]
+    sensitivity: Sensitivity
+    files: tuple[str, ...] = field(default=())  # user files applied, in order
+
+    def offers_for(self, gpu_id: str) -> list[Offer]:
+        return sorted((o for o in self.offers.values() if o.gpu == gpu_id), key=lambda o: o.usd_per_gpu_hour)
+
+    def server_for(self, gpu_id: str) -> Server | None:
+        """The owned price for this GPU: the cheapest server per GPU among the entries for it."""
+        found = [s for s in self.servers.values() if s.gpu == gpu_id]
+        return min(found, key=lambda s: s.capital_per_gpu_usd) if found else None
+
+    def value(self, name: str) -> float:
+        return self.site[name].value
+
+    def gpu_list(self) -> list[GpuSpec]:
+        return list(self.gpus.values())
+
+
+def _fail(label: str, msg: str) -> CatalogError:
+    return CatalogError(" ".join(f"{label}: {msg}".split()))  # always one line
+
+
+def _read_toml(path: Path | None, label: str, packaged: str | None = None) -> dict[str, Any]:
+    try:
+        text = (
+            (resources.files("bench") / "catalog" / packaged).read_text(encoding="utf-8")
+            if packaged
+            else Path(path).read_text(encoding="utf-8")  # type: ignore[arg-type]
+        )
+    except OSError as e:
+        raise _fail(label, f"cannot read: {e.strerror or e}") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise _fail(label, f"invalid TOML: {e}") from None
+
+
+def _entries(data: dict[str, Any], key: str, label: str) -> list[Any]:
+    entries = data.get(key, [])
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        raise _fail(label, f"{key}: expected [[{key}]] tables")
+    return entries
+
+
+def _validate(model: type[BaseModel], entries: list[Any], kind: str, label: str) -> list[Any]:
+    out: list[Any] = []
+    seen: dict[str, int] = {}
+    for i, entry in enumerate(entries):
+        where = f"{kind}[{i}]" + (f" ({entry['id']})" if isinstance(entry.get("id"), str) else "")
+        try:
+            item = model.model_validate(entry)
+        except ValidationError as e:
+            raise _fail(label, f"{where}: {first_error(e, 'entry', show_input=True)}") from None
+        if item.id in seen:  # type: ignore[attr-defined]
+            raise _fail(label, f"{where}: id: duplicate id (also {kind}[{seen[item.id]}])")  # type: ignore[attr-defined]
+        seen[item.id] = i  # type: ignore[attr-defined]
+        out.append(item)
+    return out
+
+
+def _check_gpus(items: list[Offer | Server], known: dict[str, GpuSpec], kind: str, label: str) -> None:
+    for i, item in enumerate(items):
+        if item.gpu not in known:
+            raise _fail(
+                label, f"{kind}[{i}] ({item.id}): gpu: unknown GPU {item.gpu!r}; known: {', '.join(sorted(known))}"
+            )
+
+
+def _site_values(data: dict[str, Any], label: str, default_source: str | None) -> dict[str, SiteValue]:
+    """Site figures: a table with value, date and source, or (in a user's file) a bare number."""
+    unknown = sorted(set(data) - set(SITE_BOUNDS))
+    if unknown:
+        raise _fail(label, f"unknown site field(s) {unknown}; expected some of {sorted(SITE_BOUNDS)}")
+    out: dict[str, SiteValue] = {}
+    for name, raw in data.items():
+        if isinstance(raw, (int, float)) and not isinstance(raw, bool) and default_source:
+            raw = {"value": raw, "date": dt.date.today().isoformat(), "source": default_source}
+        try:
+            item = SiteValue.model_validate(raw)
+        except ValidationError as e:
+            raise _fail(label, f"site.{name}: {first_error(e, 'value', show_input=True)}") from None
+        low, high, meaning = SITE_BOUNDS[name]
+        ok_low = item.value >= low if name in _INCLUSIVE_LOW else item.value > low
+        if not (ok_low and item.value <= high):
+            bracket = "[" if name in _INCLUSIVE_LOW else "("
+            raise _fail(label, f"site.{name}: {item.value} is outside {bracket}{low}, {high}] ({meaning})")
+        out[name] = item
+    return out
+
+
+def _sensitivity(data: Any, label: str) -> Sensitivity:
+    try:
+        return Sensitivity.model_validate(data)
+    except ValidationError as e:
+        raise _fail(label, f"sensitivity: {first_error(e, 'sensitivity', show_input=True)}") from None
+
+
+@functools.lru_cache(maxsize=1)
+def packaged() -> Catalog:
+    """The catalog shipped with tokenbench (parsed once)."""
+    known = {g.id: g for g in gpus.load_catalog()}
+    offers_label, servers_label, site_label = (f"bench/catalog/{n}.toml" for n in ("offers", "servers", "site"))
+    offers = _validate(
+        Offer, _entries(_read_toml(None, offers_label, "offers.toml"), "offer", offers_label), "offer", offers_label
+    )
+    servers = _validate(
+        Server,
+        _entries(_read_toml(None, servers_label, "servers.toml"), "server", servers_label),
+        "server",
+        servers_label,
+    )
+    _check_gpus(offers, known, "offer", offers_label)
+    _check_gpus(servers, known, "server", servers_label)
+    site_data = _read_toml(None, site_label, "site.toml")
+    site = _site_values(site_data.get("site", {}), site_label, default_source=None)
+    missing = sorted(set(SITE_BOUNDS) - set(site))
+    if missing:
+        raise _fail(site_label, f"site: missing {missing}")
+    return Catalog(
+        gpus=known,
+        offers={o.id: o for o in offers},
+        servers={s.id: s for s in servers},
+        site=site,
+        sensitivity=_sensitivity(site_data.get("sensitivity"), site_label),
+    )
+
+
+def load(catalog_files: list[Path] | None = None, site_files: list[Path] | None = None) -> Catalog:
+    """The packaged catalog with the user's catalog files, then site files, applied in order."""
+    cat = packaged()
+    for path in catalog_files or []:
+        cat = _apply_catalog_file(cat, path)
+    for path in site_files or []:
+        cat = _apply_site_file(cat, path)
+    return cat
+
+
+def _apply_catalog_file(cat: Catalog, path: Path) -> Catalog:
+    label = str(path)
+    data = _read_toml(path, label)
+    unknown = sorted(set(data) - {"gpu", "offer", "server"})
+    if unknown:
+        hint = " (site figures go in a --site file)" if set(unknown) & {"site", "sensitivity"} else ""
+        raise _fail(label, f"unknown top-level key(s) {unknown}; expected [[gpu]], [[offer]], [[server]]{hint}")
+    if not any(data.get(k) for k in ("gpu", "offer", "server")):
+        raise _fail(label, "no [[gpu]], [[offer]] or [[server]] tables")
+    gpu_entries = _entries(data, "gpu", label)
+    new_gpus = gpus.parse_entries(gpu_entries, label) if gpu_entries else []
+    known = {**cat.gpus, **{g.id: g for g in new_gpus}}
+    offers = _validate(Offer, _entries(data, "offer", label), "offer", label)
+    servers = _validate(Server, _entries(data, "server", label), "server", label)
+    _check_gpus(offers, known, "offer", label)
+    _check_gpus(servers, known, "server", label)
+    return replace(
+        cat,
+        gpus=known,
+        offers={**cat.offers, **{o.id: o for o in offers}},
+        servers={**cat.servers, **{s.id: s for s in servers}},
+        files=(*cat.files, label),
+    )
+
+
+def _apply_site_file(cat: Catalog, path: Path) -> Catalog:
+    label = str(path)
+    data = _read_toml(path, label)
+    sens = data.pop("sensitivity", None)
+    if "site" in data and isinstance(data["site"], dict) and len(data) == 1:
+        data = data["site"]  # a [site] table, as in the packaged file, is accepted too
+    site = {**cat.site, **_site_values(data, label, default_source=f"your site file {label}")}
+    sensitivity = cat.sensitivity
+    if sens is not None:
+        if not isinstance(sens, dict):
+            raise _fail(label, "sensitivity: expected a [sensitivity] table")
+        sensitivity = _sensitivity({**cat.sensitivity.model_dump(), **sens}, label)
+    return replace(cat, site=site, sensitivity=sensitivity, files=(*cat.files, label))
+
+
+def with_site_value(cat: Catalog, name: str, value: float, source: str) -> Catalog:
+    """The catalog with one site figure replaced (validated like a --site file's)."""
+    item = _site_values({name: value}, source, default_source=source)[name]
+    return replace(cat, site={**cat.site, name: item})

@@ -1,0 +1,389 @@
+"""Baseline against candidate: per workload and per GPU, the change in median time with an interval.
+
+For each candidate GPU and each workload configuration (workload id and its parameters):
+
+- change = candidate median time / baseline median time - 1 (positive: slower), over the kept
+  samples of every matching ok record of the same workload version on each side (the baseline's
+  records are pooled, so a reference node's GPUs together form one baseline), with a percentile
+  bootstrap interval that resamples records and then samples within them;
+- FAIL when the interval's lower end is above the fail threshold (slower by more than it, beyond
+  the noise), when the candidate's record failed (a wrong answer or a crash), or when it is
+  missing or measured by another workload version (unless missing counts as a warning);
+- WARN when it is slower and the interval excludes no change but the lower end is not above
+  the fail threshold (and the change is above the warn threshold), when either side's CV was
+  above its threshold (a noisy median), or when a side has too few samples to judge;
+- PASS otherwise, faster included. NEW marks a configuration the baseline has no ok record of.
+
+Each GPU's verdict is its worst, and FAIL when nothing at all was compared on it. On each node
+with several GPUs, the slowest is the one with the highest geometric mean of candidate /
+baseline median time over the configurations compared.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from bench.compare import node
+from bench.measure.stats import BASELINE_SEED, CANDIDATE_SEED, bootstrap_medians, median_change
+from bench.results.reader import Run
+
+MIN_SAMPLES = 3  # fewer on a side: no interval worth the name, never more than WARN
+
+SEVERITY = ("PASS", "WARN", "FAIL")  # MISSING counts as FAIL (or WARN), NEW as PASS
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    fail: float = 0.05  # FAIL when slower by more than this beyond the noise
+    warn: float = 0.02  # WARN when significantly slower by more than this
+    confidence: float = 0.95
+    missing_fails: bool = True  # a configuration the candidate lacks: FAIL (else WARN)
+
+
+@dataclass
+class Comparison:
+    """One workload configuration on one candidate GPU against the pooled baseline."""
+
+    gpu: str
+    workload: str
+    config: str
+    verdict: str  # PASS | WARN | FAIL | MISSING | NEW
+    severity: str  # PASS | WARN | FAIL: what the verdict counts as
+    why: str
+    change: float | None = None
+    ci_low: float | None = None
+    ci_high: float | None = None
+    baseline_median_s: float | None = None
+    candidate_median_s: float | None = None
+    baseline_n: int = 0
+    candidate_n: int = 0
+    baseline_records: int = 0
+    joint: bool = False  # work the ranks do together: its time is the job's, not this GPU's
+
+
+@dataclass
+class GpuVerdict:
+    gpu: str
+    node: str
+    device_name: str
+    verdict: str
+    compared: int
+    geomean_change: float | None  # geometric mean of time ratios - 1
+    counts: dict[str, int]
+
+
+@dataclass
+class EnvDiff:
+    key: str
+    baseline: list[str]
+    candidate: list[str]
+    state: str  # same | differs | unknown (known on one side only)
+
+    @property
+    def differs(self) -> bool:
+        return self.state == "differs"
+
+
+@dataclass
+class Result:
+    thresholds: Thresholds
+    comparisons: list[Comparison]
+    gpus: list[GpuVerdict]
+    env: list[EnvDiff]
+    verdict: str
+    slowest: list[GpuVerdict]  # per node with several GPUs, where the slowest is slower than the baseline
+    baseline_label: str
+    candidate_label: str
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        """0 on PASS or WARN, 1 on FAIL: what CI gates on; 2 when nothing could be compared at all."""
+        if not self.comparisons:
+            return 2
+        return 1 if self.verdict == "FAIL" else 0
+
+    def as_json(self) -> dict[str, Any]:
+        return json.loads(json.dumps(asdict(self), default=str))
+
+
+def gpu_id(record: dict[str, Any]) -> str:
+    """A GPU across runs: node, torch device and the start of its UUID, so GPUs run one per
+    process (each cuda:0 under CUDA_VISIBLE_DEVICES) or nodes sharing a hostname stay apart."""
+    label = f"{record.get('hostname') or '?'} {record.get('device') or '?'}"
+    uuid = str(record.get("gpu_uuid") or "")
+    if uuid:
+        return f"{label} {uuid[:12]}"
+    return label if record.get("rank") is None else f"{label} rank {record['rank']}"  # CPU processes of one node
+
+
+def _param(value: Any) -> Any:
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+def config_key(record: dict[str, Any]) -> tuple[str, str]:
+    """What must match to compare two records: the workload id and every parameter (not the version).
+
+    32 and 32.0 are the same parameter, and a null parameter is the same as an absent one. Work the
+    ranks do together (a collective, data-parallel training) also needs the same number of ranks."""
+    params = {k: _param(v) for k, v in record.items() if k.startswith("param_") and v is not None}
+    if node.joint(record):
+        params["ranks"] = record.get("world_size")
+    return str(record["workload"]), json.dumps(params, sort_keys=True)
+
+
+def _device_class(r: dict[str, Any]) -> str:
+    """cuda, cpu, or host: a plain pytest-benchmark function timed on the host."""
+    return "host" if r.get("family") == "pytest-benchmark" else str(r.get("device_kind") or r.get("device") or "?")
+
+
+def _usable(r: dict[str, Any]) -> bool:
+    return r["status"] == "ok" and bool(r.get("samples_s"))
+
+
+def _groups(records: list[dict[str, Any]]) -> list[np.ndarray]:
+    return [np.asarray(r["samples_s"], dtype=np.float64) for r in records]
+
+
+def _worst(verdicts: list[str]) -> str:
+    return max(verdicts, key=SEVERITY.index) if verdicts else "PASS"
+
+
+class Baseline:
+    """The baseline's records by configuration, with each pooled bootstrap drawn once for every GPU."""
+
+    def __init__(self, records: list[dict[str, Any]], n_resamples: int = 2000):
+        self.by_key: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+        for r in records:
+            self.by_key[config_key(r)].append(r)
+        self.n_resamples = n_resamples
+        self._boot: dict[tuple[tuple[str, str], Any], np.ndarray] = {}
+
+    def boot(self, key: tuple[str, str], version: Any, records: list[dict[str, Any]]) -> np.ndarray:
+        if (key, version) not in self._boot:
+            self._boot[key, version] = bootstrap_medians(_groups(records), self.n_resamples, BASELINE_SEED)
+        return self._boot[key, version]
+
+
+def compare_one(
+    gpu: str, key: tuple[str, str], baseline: Baseline, cand: list[dict[str, Any]], th: Thresholds
+) -> Comparison | None:
+    """The verdict of one configuration on one GPU; None where neither side has anything to say."""
+    base = baseline.by_key.get(key, [])
+    sample = (cand or base)[0]
+    head = {"gpu": gpu, "workload": sample["workload"], "config": str(sample.get("label") or ""),
+            "joint": node.joint(sample)}  # fmt: skip
+    missing = "FAIL" if th.missing_fails else "WARN"
+    base_ok, cand_ok = [r for r in base if _usable(r)], [r for r in cand if _usable(r)]
+    failed = [r for r in cand if r["status"] == "failed"]
+    if failed:
+        why = f"candidate failed: {failed[0].get('reason') or 'no reason recorded'}"
+        why += f" ({len(cand_ok)} other record(s) of it ok)" if cand_ok else ""
+        return Comparison(**head, verdict="FAIL", severity="FAIL", why=why)
+    base_ran, cand_ran = [r for r in base if r["status"] == "ok"], [r for r in cand if r["status"] == "ok"]
+    if base_ran and cand_ran and not (base_ok and cand_ok):  # measured on both sides, samples not kept
+        why = "no samples to compare (pytest-benchmark keeps each round's time only with --benchmark-save-data)"
+        return Comparison(**head, verdict="WARN", severity="WARN", why=why)
+    if not base_ok:
+        if not cand_ok:
+            return None
+        other = next((r for r in base if r.get("reason")), None)
+        why = (
+            f"the baseline has no ok record ({other['status']}: {other['reason']})" if other else "not in the baseline"
+        )
+        return Comparison(**head, verdict="NEW", severity="PASS", why=why)
+    if not cand_ok:
+        skipped = [r for r in cand if r["status"] == "skipped"]
+        why = f"skipped: {skipped[0].get('reason')}" if skipped else "no record in the candidate"
+        return Comparison(**head, verdict="MISSING", severity=missing, why=why)
+    version = max({r.get("workload_version") or 0 for r in cand_ok})
+    cand_ok = [r for r in cand_ok if (r.get("workload_version") or 0) == version]
+    same = [r for r in base_ok if (r.get("workload_version") or 0) == version]
+    if not same:
+        have = ", ".join(sorted({str(r.get("workload_version")) for r in base_ok}))
+        why = f"baseline measured workload version {have}, candidate {version}: not comparable, measure a new baseline"
+        return Comparison(**head, verdict="MISSING", severity=missing, why=why)
+    b, c = np.concatenate(_groups(same)), np.concatenate(_groups(cand_ok))
+    if min(np.median(b), np.median(c)) <= 0:
+        return Comparison(**head, verdict="WARN", severity="WARN", why="a median time is not positive: not compared")
+    cand_boot = bootstrap_medians(_groups(cand_ok), baseline.n_resamples, CANDIDATE_SEED)
+    ci = median_change(b, c, baseline.boot(key, version, same), cand_boot, th.confidence)
+    out = Comparison(
+        **head, verdict="PASS", severity="PASS", why="", change=ci.change, ci_low=ci.low, ci_high=ci.high,
+        baseline_median_s=float(np.median(b)), candidate_median_s=float(np.median(c)), baseline_n=b.size,
+        candidate_n=c.size, baseline_records=len(same),
+    )  # fmt: skip
+    pct = f"{100 * th.fail:g}%"
+    few = min(min(len(r["samples_s"]) for r in same), min(len(r["samples_s"]) for r in cand_ok)) < MIN_SAMPLES
+    if ci.low > th.fail and not few:
+        out.verdict, out.why = "FAIL", f"slower by more than {pct} beyond the noise"
+    elif ci.low > th.fail:
+        out.verdict, out.why = "WARN", f"slower by more than {pct}, but a record has under {MIN_SAMPLES} samples"
+    elif ci.change > th.fail and ci.low > 0:
+        out.verdict, out.why = "WARN", f"slower, but the interval reaches below the {pct} limit"
+    elif ci.change > th.warn and ci.low > 0:
+        out.verdict, out.why = "WARN", f"slower by more than {100 * th.warn:g}%, under the {pct} limit"
+    elif any(r.get("unstable") for r in same + cand_ok):
+        out.verdict, out.why = "WARN", "CV above the threshold on one side: the medians are noisy"
+    elif few:
+        out.verdict, out.why = "WARN", f"a record has under {MIN_SAMPLES} samples: too few to judge"
+    elif ci.change > th.fail:
+        out.why = f"{100 * ci.change:+.1f}% but inside the noise"
+    out.severity = out.verdict
+    return out
+
+
+def _join(values: set[Any] | list[Any]) -> str:
+    return ", ".join(sorted({"-" if v is None else str(v) for v in values})) or "-"
+
+
+def gpu_verdicts(comparisons: list[Comparison], names: dict[str, tuple[str, str]]) -> list[GpuVerdict]:
+    by_gpu: dict[str, list[Comparison]] = defaultdict(list)
+    for c in comparisons:
+        by_gpu[c.gpu].append(c)
+    out = []
+    for gpu, items in by_gpu.items():
+        ratios = [1 + c.change for c in items if c.change is not None]
+        own = [1 + c.change for c in items if c.change is not None and not c.joint]  # this GPU's own speed
+        geo = math.exp(sum(map(math.log, own)) / len(own)) - 1 if own else None
+        counts = {v: sum(c.verdict == v for c in items) for v in ("PASS", "WARN", "FAIL", "MISSING", "NEW")}
+        verdict = _worst([c.severity for c in items]) if ratios else "FAIL"  # nothing compared is no pass
+        node, device = names.get(gpu, ("?", "?"))
+        out.append(GpuVerdict(gpu, node, device, verdict, len(ratios), geo, counts))
+    return sorted(out, key=lambda g: g.gpu)
+
+
+def slowest_per_node(per_gpu: list[GpuVerdict]) -> list[GpuVerdict]:
+    """On each node with several compared GPUs, the slowest, where it is slower than the baseline."""
+    by_node: dict[str, list[GpuVerdict]] = defaultdict(list)
+    for g in per_gpu:
+        if g.geomean_change is not None:
+            by_node[g.node].append(g)
+    picks = [max(gs, key=lambda g: g.geomean_change or 0.0) for gs in by_node.values() if len(gs) > 1]
+    return [g for g in picks if (g.geomean_change or 0.0) > 0]
+
+
+# Environment fields listed side by side; a difference is a warning, not a verdict.
+ENV_KEYS = {
+    "device_name": "device",
+    "driver_version": "driver",
+    "cuda_version": "CUDA",
+    "torch_version": "torch",
+    "tokenbench_version": "tokenbench",
+    "python_version": "Python",
+    "gpu_vbios": "VBIOS",
+    "gpu_power_limit_w": "power limit (W, as found)",
+    "gpu_sm_clock_max_mhz": "SM clock max (MHz)",
+    "gpu_mem_clock_max_mhz": "memory clock max (MHz)",
+    "gpu_persistence_mode": "persistence mode",
+    "gpu_mig_mode": "MIG mode",
+    "float32_matmul_precision": "float32 matmul precision",
+    "torch_num_threads": "torch threads",
+}
+CLOCK_TOLERANCE = 0.05  # observed mean SM clocks this far apart are listed as differing
+
+
+def _env_values(runs: list[Run], key: str) -> dict[str, list[str]]:
+    """Each value of an environment field, with the GPUs it was found on."""
+    values: dict[str, list[str]] = defaultdict(list)
+    for run in runs:
+        env = (run.header or {}).get("environment") or {}
+        value = env.get(key)
+        if value is None:  # records carry the software versions too, for runs without a header
+            value = next((r.get(key) for r in run.records if r.get(key) is not None), None)
+        if value is not None:
+            text = f"{value:g}" if isinstance(value, float) else str(value)
+            values[text] += sorted({gpu_id(r) for r in run.records})
+    return values
+
+
+def _shown(values: dict[str, list[str]]) -> list[str]:
+    """The values; where they differ inside one side, each with the GPUs that had it."""
+    if len(values) < 2:
+        return sorted(values)
+    return [f"{v} on {gs[0] if len(gs) == 1 else f'{len(gs)} GPUs'}" for v, gs in sorted(values.items())]
+
+
+def _observed_clock(runs: list[Run]) -> float | None:
+    clocks = [r["sm_clock_mean_mhz"] for run in runs for r in run.records if r.get("sm_clock_mean_mhz")]
+    return float(np.median(clocks)) if clocks else None
+
+
+def _state(known_b: bool, known_c: bool, same: bool) -> str:
+    return "unknown" if known_b != known_c else "same" if same else "differs"
+
+
+def env_diffs(base: list[Run], cand: list[Run]) -> list[EnvDiff]:
+    out = []
+    for key, name in ENV_KEYS.items():
+        b, c = _env_values(base, key), _env_values(cand, key)
+        if b or c:
+            out.append(EnvDiff(name, _shown(b), _shown(c), _state(bool(b), bool(c), set(b) == set(c))))
+    cb, cc = _observed_clock(base), _observed_clock(cand)
+    if cb or cc:
+        close = bool(cb and cc) and abs((cc or 0) / (cb or 1) - 1) <= CLOCK_TOLERANCE
+        fmt = lambda x: [] if x is None else [f"{x:.0f}"]  # noqa: E731
+        out.append(
+            EnvDiff("SM clock in the windows (MHz, median)", fmt(cb), fmt(cc), _state(bool(cb), bool(cc), close))
+        )
+    return out
+
+
+def compare(
+    base_runs: list[Run],
+    cand_runs: list[Run],
+    th: Thresholds | None = None,
+    baseline_label: str = "baseline",
+    candidate_label: str = "candidate",
+    n_resamples: int = 2000,
+) -> Result:
+    """Every configuration on every candidate GPU against the baseline, per-GPU verdicts and the environment."""
+    th = th or Thresholds()
+    notes = []
+    cand_paths = {run.path.resolve() for run in cand_runs}
+    overlap = [run for run in base_runs if run.path.resolve() in cand_paths]
+    if overlap:
+        notes.append(f"{len(overlap)} run(s) given as both baseline and candidate: kept in the candidate only")
+        base_runs = [run for run in base_runs if run not in overlap]
+    baseline = Baseline([r for run in base_runs for r in run.records], n_resamples)
+    devices = sorted({str(r.get("device_name")) for rs in baseline.by_key.values() for r in rs})
+    if len(devices) > 1:
+        notes.append(f"the baseline pools several device models ({', '.join(devices)})")
+    timers = {side: sorted({str(r.get("timer")) for run in runs for r in run.records if r["status"] == "ok"})
+              for side, runs in (("baseline", base_runs), ("candidate", cand_runs))}  # fmt: skip
+    if timers["baseline"] and timers["candidate"] and timers["baseline"] != timers["candidate"]:
+        notes.append(f"timed differently: baseline by {' / '.join(timers['baseline'])}, candidate by "
+                     f"{' / '.join(timers['candidate'])}; the same work, measured another way")  # fmt: skip
+    cand_by_gpu: dict[str, dict[tuple[str, str], list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
+    names: dict[str, tuple[str, str]] = {}
+    for r in (r for run in cand_runs for r in run.records):
+        cand_by_gpu[gpu_id(r)][config_key(r)].append(r)
+        names[gpu_id(r)] = (str(r.get("hostname") or "?"), str(r.get("device_name") or "?"))
+    comparisons = []
+    for gpu, by_key in sorted(cand_by_gpu.items()):
+        # a GPU is held to the baseline's configurations of its own kind of device: a GPU is not
+        # missing the host-only benchmarks of a pytest-benchmark file, nor a CPU the GPU's
+        kind = _device_class(next(r for rs in by_key.values() for r in rs))
+        expected = {k for k, rs in baseline.by_key.items() if any(_device_class(r) == kind for r in rs)}
+        for key in sorted(expected | set(by_key)):
+            item = compare_one(gpu, key, baseline, by_key.get(key, []), th)
+            if item is not None:
+                comparisons.append(item)
+    per_gpu = gpu_verdicts(comparisons, names)
+    for g in per_gpu:
+        if not g.compared:
+            notes.append(f"{g.gpu}: nothing compared (no configuration measured on both sides): FAIL")
+    if not baseline.by_key:
+        notes.append("the baseline holds no records")
+    if not comparisons:
+        notes.append("nothing to compare: no configuration is in both")
+    verdict = _worst([g.verdict for g in per_gpu]) if comparisons else "FAIL"
+    env = env_diffs(base_runs, cand_runs)
+    return Result(th, comparisons, per_gpu, env, verdict, slowest_per_node(per_gpu), baseline_label, candidate_label,
+                  notes)  # fmt: skip

@@ -1,0 +1,244 @@
+"""Runs across processes: one per GPU (or CPU process), on one node or many, through torchrun.
+
+`tokenbench run --nproc N` starts torchrun on this node; torchrun on each node (Slurm, Kubernetes)
+starts `tokenbench run` in every process. Each process finds itself through torchrun's
+environment (RANK, WORLD_SIZE, LOCAL_RANK, GROUP_RANK), takes GPU LOCAL_RANK, and joins the
+default process group (NCCL on GPUs, gloo on the CPU) that the workloads' collectives use.
+
+The harness talks over a second, gloo group on the host, so its own messages never queue behind
+a workload's GPU collectives: it agrees on timing counts, lines up the start of every entry, and
+gathers each entry's records to rank 0, which alone writes the results files. A record is on
+disk as soon as every rank has finished that entry.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+from bench.results.writer import RunWriter
+
+LAUNCH_ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK")
+# Set by `tokenbench run --nproc`: rank 0 leaves its exit code here and exits 0, so that torchrun
+# does not print a traceback for a run that merely found a failed record; the launcher exits with it.
+EXIT_CODE_FILE_ENV = "TOKENBENCH_EXIT_CODE_FILE"
+
+
+class DistError(RuntimeError):
+    """A launch that cannot work; the message is one line."""
+
+
+def launched() -> bool:
+    """True inside a process that torchrun (or an equivalent launcher) started."""
+    return all(k in os.environ for k in LAUNCH_ENV)
+
+
+def _env_int(name: str, default: int | None = None) -> int:
+    raw = os.environ.get(name)
+    if raw is None:
+        if default is None:
+            raise DistError(f"{name} is not set: start tokenbench through torchrun or tokenbench run --nproc")
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise DistError(f"{name}={raw!r} is not an integer") from None
+
+
+@dataclass
+class Dist:
+    """This process's place in the job and the host-side group the harness talks over."""
+
+    rank: int
+    world_size: int
+    local_rank: int
+    local_world_size: int
+    node_rank: int
+    backend: str
+    ctrl: Any = field(default=None, repr=False)  # the gloo group for the harness's own messages
+
+    def fields(self) -> dict[str, Any]:
+        """What every record of this process says about where it ran."""
+        return {"rank": self.rank, "local_rank": self.local_rank, "node_rank": self.node_rank,
+                "world_size": self.world_size}  # fmt: skip
+
+    def agree_max(self, n: int) -> int:
+        """The largest of every rank's `n` (used for 'how many calls next; 0: stop')."""
+        t = torch.tensor([n], dtype=torch.int64)
+        dist.all_reduce(t, op=dist.ReduceOp.MAX, group=self.ctrl)
+        return int(t.item())
+
+    def all_ok(self, ok: bool) -> bool:
+        """True when every rank says True."""
+        t = torch.tensor([0 if ok else 1], dtype=torch.int64)
+        dist.all_reduce(t, op=dist.ReduceOp.MAX, group=self.ctrl)
+        return int(t.item()) == 0
+
+    def barrier(self) -> None:
+        dist.barrier(group=self.ctrl)
+
+    def broadcast(self, obj: Any) -> Any:
+        """Rank 0's `obj`, on every rank."""
+        box = [obj if self.rank == 0 else None]
+        dist.broadcast_object_list(box, src=0, group=self.ctrl)
+        return box[0]
+
+    def gather(self, obj: Any) -> list[Any] | None:
+        """Every rank's `obj` in rank order on rank 0; None on the others."""
+        out: list[Any] | None = [None] * self.world_size if self.rank == 0 else None
+        dist.gather_object(obj, out, dst=0, group=self.ctrl)
+        return out
+
+    def finish(self) -> None:
+        """Leave the job together: every rank waits for the others, then tears its groups down, so
+        no rank's exit breaks a connection another rank still holds."""
+        self.barrier()
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
+CTRL_TIMEOUT_S = 4 * 3600.0  # ranks may finish an entry of their own minutes apart (compiling, say)
+
+
+def init(device_kind: str, timeout_s: float) -> Dist:
+    """Join the job that torchrun started: the default group for workloads, gloo for the harness.
+
+    `timeout_s` bounds a workload's collective (a rank that stopped taking part); the harness's own
+    group waits longer, since ranks reach the end of an entry they run alone at their own pace.
+    """
+    rank, world = _env_int("RANK"), _env_int("WORLD_SIZE")
+    local_rank = _env_int("LOCAL_RANK")
+    local_world = _env_int("LOCAL_WORLD_SIZE", world)
+    node_rank = _env_int("GROUP_RANK", rank // max(local_world, 1))
+    backend = "nccl" if device_kind == "cuda" else "gloo"
+    timeout = timedelta(seconds=timeout_s)
+    kwargs: dict[str, Any] = {"backend": backend, "timeout": timeout}
+    if device_kind == "cuda":
+        kwargs["device_id"] = torch.device("cuda", local_rank)  # binds NCCL to this process's GPU
+    dist.init_process_group(**kwargs)
+    # Always a group of its own, also on the CPU: a harness message must never pair with a
+    # workload's collective on a rank that left the workload early.
+    ctrl = dist.new_group(backend="gloo", timeout=timedelta(seconds=max(CTRL_TIMEOUT_S, timeout_s)))
+    return Dist(rank, world, local_rank, local_world, node_rank, backend, ctrl)
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity: a container's or a Slurm step's share)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def cpu_threads(local_world_size: int) -> int:
+    """Intra-op threads per process so that the processes of one node share its cores, not fight."""
+    return max(1, usable_cpus() // max(local_world_size, 1))
+
+
+def torchrun_argv(nproc: int, args: list[str]) -> list[str]:
+    """The command that runs `tokenbench run ARGS` in `nproc` processes on this node."""
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
+            "-m", "bench", "run", *args]  # fmt: skip
+
+
+def without_option(argv: list[str], name: str) -> list[str]:
+    """argv with `--name VALUE` and `--name=VALUE` removed."""
+    out, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == name:
+            skip = True
+        elif not arg.startswith(name + "="):
+            out.append(arg)
+    return out
+
+
+def launch(nproc: int, run_args: list[str], device_kind: str) -> int:
+    """Run `tokenbench run ARGS` in `nproc` processes under torchrun; the run's exit code.
+
+    That is rank 0's: 0, or 1 when a record failed or a card's health failed. Where torchrun
+    itself fails (a rank crashed, a rank timed out), its own non-zero code.
+    """
+    env = dict(os.environ)
+    if device_kind == "cpu":
+        env.setdefault("OMP_NUM_THREADS", str(cpu_threads(nproc)))
+    with tempfile.TemporaryDirectory(prefix="tokenbench-") as tmp:
+        code_file = Path(tmp) / "exit-code"
+        env[EXIT_CODE_FILE_ENV] = str(code_file)
+        # torchrun gets a process group of its own, and every stop signal this launcher receives
+        # (Ctrl-C, a CI cancel, a scheduler's SIGTERM) is passed on to it; it stops its ranks.
+        proc = subprocess.Popen(torchrun_argv(nproc, run_args), env=env, start_new_session=True)
+        got: list[int] = []
+
+        def forward(signum: int, _frame: object) -> None:
+            got.append(signum)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signum)
+
+        before = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+        try:
+            rc = proc.wait()
+        finally:
+            for sig, handler in before.items():
+                signal.signal(sig, handler)
+        if got:
+            return 128 + got[0]
+        if rc == 0 and code_file.exists():
+            return int(code_file.read_text() or 0)
+        return rc
+
+
+def leave(code: int) -> int:
+    """Rank 0's exit code under `tokenbench run --nproc`: written for the launcher, and 0 to torchrun."""
+    path = os.environ.get(EXIT_CODE_FILE_ENV)
+    if path is None:
+        return code
+    Path(path).write_text(str(code))
+    return 0
+
+
+class GatheringWriter:
+    """The Runner's writer on every rank: each entry's records go to rank 0, which writes them.
+
+    Rank 0 adds what only the whole job knows: `job_tokens_per_s`, the sum of every rank's
+    tokens/s for the entry (data-parallel throughput is summed over ranks, never averaged).
+    """
+
+    def __init__(self, d: Dist, run_id: str, writer: RunWriter | None):
+        self.dist = d
+        self.run_id = run_id
+        self.writer = writer  # rank 0's RunWriter; None elsewhere
+        self.all_records: list[dict[str, Any]] = []  # rank 0: every rank's records, in order
+
+    def append(self, record: dict[str, Any]) -> None:
+        gathered = self.dist.gather(record)
+        if gathered is None:
+            return
+        add_job_fields(gathered)
+        for r in gathered:
+            assert self.writer is not None
+            self.writer.append(r)
+            self.all_records.append(r)
+
+
+def add_job_fields(records: list[dict[str, Any]]) -> None:
+    """Fields of the whole job on each rank's record of one entry (in place)."""
+    rates = [r.get("tokens_per_s") for r in records]
+    ok = all(r["status"] == "ok" for r in records) and all(isinstance(x, (int, float)) for x in rates)
+    total = math.fsum(rates) if ok else None  # type: ignore[arg-type]
+    for r in records:
+        r["job_tokens_per_s"] = total
+        r["job_ranks"] = len(records)
