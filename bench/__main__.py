@@ -1,3 +1,3 @@
-from bench.cli.commands import main
+from bench.cli import main
 
 main()

@@ -54,6 +54,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="run every entry of this suite (a name or a .toml path) as a test; repeatable")  # fmt: skip
     group.addoption("--tokenbench-warmup-s", type=float, default=None,
                     help="warm-up before the timed rounds (default: the suite's, or 0.5 s)")  # fmt: skip
+    group.addoption("--tokenbench-idle-s", type=float, default=5.0,
+                    help="seconds of idle-power baseline before the first tokenbench test (0: none); as tokenbench "
+                         "run's --idle-s")  # fmt: skip
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -87,27 +90,27 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 @dataclass
 class _Session:
-    """What every tokenbench test of a pytest session shares: the device, its telemetry, one run id."""
+    """The pytest session's tokenbench state: one run session, and the next record's position in it."""
 
-    device: Any
-    environment: dict[str, Any]
-    telemetry: Any
-    run_id: str
+    run: Any  # bench.measure.session.RunSession (imported when the first tokenbench test needs it)
     seq: int = 0
 
 
 @pytest.fixture(scope="session")
 def tokenbench_session(request: pytest.FixtureRequest) -> _Session:
-    from bench.device import telemetry as tm
+    """The run session every tokenbench test shares, as `tokenbench run` builds it: device, telemetry,
+    idle baseline, health before each measurement, CPU energy, one run id. Inputs are seeded with 0."""
     from bench.device.base import DeviceError, detect
-    from bench.measure import provenance as envmod
-    from bench.results.writer import new_run_id
+    from bench.measure.session import RunSession, SessionConfig
 
     try:
         dev = detect(request.config.getoption("tokenbench_device"))
     except DeviceError as e:
         raise pytest.UsageError(f"--tokenbench-device: {e}") from None
-    return _Session(dev, envmod.capture(dev), tm.for_device(dev), new_run_id())
+    idle_s = request.config.getoption("tokenbench_idle_s")
+    if idle_s < 0:
+        raise pytest.UsageError(f"--tokenbench-idle-s must be 0 or more, got {idle_s:g}")
+    return _Session(RunSession.open(dev, SessionConfig(idle_s=idle_s, seed=0)))
 
 
 def synced_perf_counter(device: Any) -> Callable[[], float]:
@@ -223,7 +226,6 @@ class TokenbenchFixture:
         return self.entry(type(entry)(entry.workload, entry.params, cfg))
 
     def entry(self, entry: Any) -> dict[str, Any]:
-        from bench.measure.runner import Runner
         from bench.results.writer import finite_json
 
         if self.used is not None:
@@ -232,8 +234,7 @@ class TokenbenchFixture:
         self.used = entry.label
         s = self.state
         warmup = self.config.getoption("tokenbench_warmup_s")
-        runner = Runner(s.device, _ListWriter(s.run_id), s.environment, seed=0, telemetry=s.telemetry,
-                        measure=_measure_with(self.benchmark, warmup))  # fmt: skip
+        runner = s.run.runner(_ListWriter(s.run.run_id), measure=_measure_with(self.benchmark, warmup))
         record = runner.run_entry(s.seq, entry)
         s.seq += 1
         clean = finite_json(record)

@@ -15,7 +15,7 @@ import typer
 import yaml
 from torch.distributed.run import get_args_parser
 
-from bench.cli.commands import app
+from bench.cli import app
 
 DOCKER = Path(__file__).resolve().parent.parent / "docker"
 

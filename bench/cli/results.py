@@ -6,15 +6,15 @@ import json
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from bench.catalog import prices
 from bench.cli.console import err, fail, line, out, warn
-from bench.cost.pricing import record_gpu
-from bench.results.reader import ResultsError, Run, read_runs
-from bench.text import markdown_cell
+
+if TYPE_CHECKING:  # pandas comes with the reader: imported when a command runs, not for --help
+    from bench.catalog.prices import Catalog
+    from bench.results.reader import Run
 
 ResultsArg = Annotated[
     list[Path], typer.Argument(help="results: .jsonl files, run headers or directories (searched recursively)")
@@ -43,6 +43,8 @@ class Missing(str, Enum):
 
 
 def _runs(paths: list[Path], what: str = "results") -> list[Run]:
+    from bench.results.reader import ResultsError, read_runs
+
     try:
         runs = read_runs(*paths)
     except ResultsError as e:
@@ -52,7 +54,9 @@ def _runs(paths: list[Path], what: str = "results") -> list[Run]:
     return runs
 
 
-def _catalog(catalog: list[Path] | None, site: list[Path] | None) -> prices.Catalog:
+def _catalog(catalog: list[Path] | None, site: list[Path] | None) -> Catalog:
+    from bench.catalog import prices
+
     try:
         return prices.load(catalog or [], site or [])
     except prices.CatalogError as e:
@@ -70,6 +74,7 @@ def report(
 ) -> None:
     """One table per workload family across runs, nodes and GPUs; optionally an HTML page with plots."""
     from bench.report import model as reportmod
+    from bench.text import markdown_cell
 
     runs = _runs(results)
     rep = reportmod.build(runs, _catalog(catalog, site))
@@ -116,7 +121,6 @@ def compare(
 ) -> None:
     """Candidate against baseline: change in median with an interval, PASS / WARN / FAIL per GPU; exit 1 on FAIL."""
     from bench.compare import model as cmp
-    from bench.compare import reference as ref
     from bench.compare import report as compare_report
 
     if not 0 < confidence < 1:
@@ -131,23 +135,7 @@ def compare(
         fail("--reference-dir goes with --reference")
     cand = _runs(results[-1:], "candidate")
     if reference:
-        cat = _catalog(catalog, None)
-        ref_dir = reference_dir or ref.DEFAULT_DIR
-        try:
-            gpu = ref.candidate_gpu([r for run in cand for r in run.records], cat)
-            folder, prov = ref.find(ref_dir, gpu)
-        except ref.ReferenceError as e:
-            fail(str(e))
-        base = _runs([folder], "reference")
-        for run in base:  # a stray run of another model must not join the baseline
-            kept = [r for r in run.records if record_gpu(r, cat) == gpu]
-            if len(kept) < len(run.records):
-                warn(f"{run.path}: {len(run.records) - len(kept)} record(s) not from a {gpu} left out of the reference")
-            run.records = kept
-        if not any(run.records for run in base):
-            fail(f"{folder}: no record from a {gpu}")
-        baseline_label = f"reference {prov.summary()}"
-        err.print(f"tokenbench: baseline: {baseline_label} ({folder})", markup=False, highlight=False, soft_wrap=True)
+        base, baseline_label = _reference_baseline(cand, reference_dir, catalog)
     else:
         base = _runs(results[:1], "baseline")
         baseline_label = f"baseline {results[0]}"
@@ -167,3 +155,30 @@ def compare(
         for text in compare_report.lines(result):
             line(text)
     raise typer.Exit(result.exit_code)
+
+
+def _reference_baseline(
+    cand: list[Run], reference_dir: Path | None, catalog: list[Path] | None
+) -> tuple[list[Run], str]:
+    """The reference runs for the candidate's GPU model, only that model's records, and their label."""
+    from bench.compare import reference as ref
+    from bench.cost.pricing import record_gpu
+
+    cat = _catalog(catalog, None)
+    ref_dir = reference_dir or ref.DEFAULT_DIR
+    try:
+        gpu = ref.candidate_gpu([r for run in cand for r in run.records], cat)
+        folder, prov = ref.find(ref_dir, gpu)
+    except ref.ReferenceError as e:
+        fail(str(e))
+    base = _runs([folder], "reference")
+    for run in base:  # a stray run of another model must not join the baseline
+        kept = [r for r in run.records if record_gpu(r, cat) == gpu]
+        if len(kept) < len(run.records):
+            warn(f"{run.path}: {len(run.records) - len(kept)} record(s) not from a {gpu} left out of the reference")
+        run.records = kept
+    if not any(run.records for run in base):
+        fail(f"{folder}: no record from a {gpu}")
+    baseline_label = f"reference {prov.summary()}"
+    err.print(f"tokenbench: baseline: {baseline_label} ({folder})", markup=False, highlight=False, soft_wrap=True)
+    return base, baseline_label

@@ -17,11 +17,13 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bench.device import nvml
-from bench.device.base import CudaDevice, Device
 from bench.device.rapl import HostEnergy
+
+if TYPE_CHECKING:  # the device classes import torch; the CLI reads this module's defaults without it
+    from bench.device.base import Device
 
 # Power and the energy counter are read this often: well under NVML's update period (about 100 ms,
 # faster on recent GPUs). Clocks, temperature, utilisation, memory and clock-event reasons change
@@ -239,6 +241,8 @@ def _utilization(rates: Any) -> dict[str, Any]:
 
 def for_device(device: Device, min_window_s: float = DEFAULT_MIN_WINDOW_S) -> Telemetry:
     """The telemetry source for `device`: NVML for a GPU it can see, else a null one with why."""
+    from bench.device.base import CudaDevice
+
     if not isinstance(device, CudaDevice):
         return NullTelemetry(f"the device is the {device.kind.upper()}: no NVML")
     if device.uuid is None:
@@ -401,7 +405,8 @@ def health_change(before: dict[str, Any], after: dict[str, Any]) -> tuple[str | 
     ]
     if not known:
         return None, "no ECC or memory-repair counters readable"
-    failed, warned = [], []
+    failed: list[str] = []
+    warned: list[str] = []
     for key in HEALTH_FAIL + HEALTH_WARN:
         if key in known and after[key] > before[key]:
             (failed if key in HEALTH_FAIL else warned).append(f"{key} +{after[key] - before[key]}")

@@ -25,11 +25,11 @@ from bench.device.base import Device
 from bench.device.energy import window_fields
 from bench.device.telemetry import DEFAULT_INTERVAL_S, NullTelemetry, Sampler, Telemetry, Window, health_change
 from bench.measure.provenance import utc_now
-from bench.measure.ranks import Dist, GatheringWriter
+from bench.measure.ranks import Dist
 from bench.measure.suites import Entry
 from bench.measure.timing import Timing, measure
 from bench.results.schema import SCHEMA_VERSION
-from bench.results.writer import RunWriter
+from bench.results.writer import RecordSink
 from workloads.base import CheckResult, Counts, case_extra
 
 # Leave this share of free memory unclaimed: allocators fragment and the check needs slack.
@@ -124,7 +124,7 @@ class Runner:
     """Runs entries on one device and hands each record to the writer as it is made."""
 
     device: Device
-    writer: RunWriter | GatheringWriter
+    writer: RecordSink
     env: dict[str, Any]
     seed: int = 0
     telemetry: Telemetry = field(default_factory=lambda: NullTelemetry("no telemetry source was given to the runner"))

@@ -25,6 +25,8 @@ from bench.results.schema import SCHEMA_VERSION, STATUSES
 class RecordSink(Protocol):
     """Where the runner puts each finished record: a run's file, rank 0's gatherer, a list in memory."""
 
+    run_id: str
+
     def append(self, record: dict[str, Any]) -> None: ...
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from bench.cli.commands import app
+from bench.cli import app
 from bench.device.base import cpu_device
 from bench.results.reader import load
 
@@ -105,8 +105,8 @@ def test_failed_record_gives_exit_1(tmp_path, register):
 def test_run_with_nvml_telemetry_writes_energy_idle_health_and_timeline(tmp_path, register, monkeypatch):
     """The whole path with a scripted pynvml (a steady 300 W): idle baseline, energy per record,
     health before and after, the timeline file and the energy columns of the table."""
-    from bench.cli import commands as cli
     from bench.device import nvml, telemetry
+    from bench.measure import session as cli
     from tests.support.fakes import Fake
     from tests.support.scripted_nvml import HANDLE, ScriptedGpu, scripted_pynvml
 
@@ -136,8 +136,8 @@ def test_run_with_nvml_telemetry_writes_energy_idle_health_and_timeline(tmp_path
 def test_uncorrected_ecc_growth_between_measurements_fails_the_run(tmp_path, register, monkeypatch):
     import pynvml
 
-    from bench.cli import commands as cli
     from bench.device import nvml, telemetry
+    from bench.measure import session as cli
     from tests.support.fakes import Fake
     from tests.support.scripted_nvml import HANDLE, ScriptedGpu, scripted_pynvml
 
@@ -179,7 +179,7 @@ import sys
 import workloads
 from tests.support.fakes import Fake
 workloads.REGISTRY["fake"] = Fake()
-from bench.cli.commands import main
+from bench.cli import main
 sys.argv = ["tokenbench", *sys.argv[1:]]
 main()
 """
@@ -257,14 +257,14 @@ def test_ctrl_c_keeps_records_and_marks_the_run_interrupted(tmp_path, spawned):
 
 
 def test_unusable_gpu_warning_is_printed(tmp_path, monkeypatch):
-    from bench.cli import commands as cli
+    from bench.device import base
 
     def detect_with_note(requested=None):
         dev = cpu_device()
         dev.notes.append("GPU present but unusable: test")
         return dev
 
-    monkeypatch.setattr(cli, "detect", detect_with_note)
+    monkeypatch.setattr(base, "detect", detect_with_note)
     result = invoke("run", "-w", "gemm:m=8,n=8,k=8,dtype=fp32", "--out", str(tmp_path), "--no-progress")
     assert result.exit_code == 0, result.output
     assert "tokenbench: warning: GPU present but unusable: test" in result.output
@@ -287,12 +287,12 @@ def test_header_plans_every_entry(tmp_path):
 
 
 def test_harness_crash_marks_the_header_crashed(tmp_path, monkeypatch):
-    from bench.cli import commands as cli
+    from bench.measure.runner import Runner
 
     def boom(self, entries):
         raise RuntimeError("harness bug")
 
-    monkeypatch.setattr(cli.Runner, "run", boom)
+    monkeypatch.setattr(Runner, "run", boom)
     result = invoke(
         "run", "-w", "gemm:m=8,n=8,k=8,dtype=fp32", "--out", str(tmp_path), "--no-progress", "--device", "cpu"
     )

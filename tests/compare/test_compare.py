@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from bench.cli.commands import app
+from bench.cli import app
 from bench.compare.model import Thresholds, compare
 from bench.results.reader import read_runs
 from tests.support.handmade import CONFIGS, H100, geomean, write_run

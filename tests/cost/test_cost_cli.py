@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from bench.cli.commands import app
+from bench.cli import app
 
 
 def invoke(*args: str):

@@ -183,7 +183,7 @@ def test_four_ranks_factors_rounding_and_a_corrupted_rank(four_ranks):
 def test_one_process_skips_collectives_with_the_reason(tmp_path):
     from typer.testing import CliRunner
 
-    from bench.cli.commands import app
+    from bench.cli import app
 
     args = ["run", "--device", "cpu", "--idle-s", "0", "--no-progress", "--out", str(tmp_path)]
     result = CliRunner().invoke(app, [*args, "-w", "all_reduce:size_kib=32", "-w", "train:parallel=ddp"])
@@ -198,7 +198,7 @@ def test_one_process_skips_collectives_with_the_reason(tmp_path):
 def test_nproc_with_one_named_gpu_is_refused():
     from typer.testing import CliRunner
 
-    from bench.cli.commands import app
+    from bench.cli import app
 
     result = CliRunner().invoke(app, ["run", "--nproc", "2", "--device", "cuda:1"])
     assert result.exit_code == 2

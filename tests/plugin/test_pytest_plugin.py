@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from bench.cli.commands import app
+from bench.cli import app
 from bench.results.reader import ResultsError, read_runs
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -52,7 +52,17 @@ params = { m = 64, n = 64, k = 64, dtype = "fp32" }
 sweep = { dtype = ["fp32", "fp8"] }
 """
 
-BASE = ["--tokenbench-device", "cpu", "--tokenbench-warmup-s", "0.05", "-p", "no:cacheprovider", "-q"]
+BASE = [
+    "--tokenbench-device",
+    "cpu",
+    "--tokenbench-warmup-s",
+    "0.05",
+    "--tokenbench-idle-s",
+    "0.2",
+    "-p",
+    "no:cacheprovider",
+    "-q",
+]
 FAST = [*BASE, "--benchmark-max-time", "0.2", "--benchmark-min-rounds", "5"]
 
 
@@ -104,6 +114,57 @@ def test_figures_go_to_extra_info_and_versions_to_machine_info(session_json):
     assert machine["torch_version"].startswith("2.") and machine["gpus"] == [] and machine["cuda_version"] is None
     assert set(machine) == {"tokenbench_version", "torch_version", "cuda_version", "driver_version", "gpus"}
     assert extra["device_name"] and "gpu_uuid" in record  # which device each benchmark ran on
+
+
+@pytest.mark.slow
+def test_plugin_records_carry_the_run_session_fields_of_tokenbench_run(session_json, tmp_path):
+    """The plugin measures through the same run session as `tokenbench run`: the same record fields
+    (idle baseline, energy above idle, CPU energy, health per measurement), each with its reason."""
+    _, data, _ = session_json
+    plugin = {b["name"]: b for b in data["benchmarks"]}["test_gemm"]["extra_info"]["tokenbench"]
+    result = CliRunner().invoke(app, ["run", "-w", "gemm:m=128,n=128,k=128,dtype=fp32", "--device", "cpu",
+                                      "--idle-s", "0.2", "--no-progress", "--out", str(tmp_path)])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    (run,) = read_runs(tmp_path)
+    cli = run.records[0]
+    session_fields = {"idle_power_w", "energy_above_idle_j", "cpu_energy_j", "cpu_power_mean_w", "cpu_energy_reason",
+                      "health_change", "health_detail", "energy_reason"}  # fmt: skip
+    assert session_fields <= set(cli) and session_fields <= set(plugin)
+    assert set(cli) - {"run_state", "run_complete"} == set(plugin)
+    # with no RAPL and no NVML each null says why, as in `tokenbench run`
+    for key in ("cpu_energy_reason", "energy_reason"):
+        assert (plugin[key] is None) == (cli[key] is None)
+
+
+SCRIPTED_GPU = """
+import time
+
+from bench.device import nvml, telemetry
+from tests.support.scripted_nvml import HANDLE, ScriptedGpu, scripted_pynvml
+
+# a card that draws a steady 300 W, at idle and under load, seen through a scripted pynvml
+nvml.pynvml = scripted_pynvml(ScriptedGpu(clock=time.perf_counter))
+nvml.init_error.cache_clear()
+telemetry.for_device = lambda dev, min_window_s: telemetry.NvmlTelemetry(HANDLE, min_window_s=min_window_s)
+"""
+
+
+@pytest.mark.slow
+def test_plugin_records_have_the_idle_baseline_and_health_of_the_run_session(tmp_path):
+    """With a (scripted) GPU: the idle baseline is measured before the first test and every record
+    carries it, with the energy above idle and the card's health change, as `tokenbench run` records do."""
+    (tmp_path / "conftest.py").write_text(SCRIPTED_GPU)
+    (tmp_path / "test_user.py").write_text(USER_TESTS)
+    proc = inner_pytest(tmp_path, "test_user.py", "-k", "test_gemm", "--benchmark-json", "out.json",
+                        env={"PYTHONPATH": str(ROOT)})  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (bench,) = json.loads((tmp_path / "out.json").read_text())["benchmarks"]
+    record = bench["extra_info"]["tokenbench"]
+    assert record["idle_power_w"] == pytest.approx(300.0, rel=5e-3)
+    assert record["power_mean_w"] == pytest.approx(300.0, rel=5e-3)
+    # a steady draw: the energy above idle is what 300 W minus 300 W leaves, against 300 W x the window
+    assert abs(record["energy_above_idle_j"]) < 0.01 * record["energy_j"]
+    assert record["health_change"] == "ok"
 
 
 @pytest.mark.slow

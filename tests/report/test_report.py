@@ -15,7 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from bench.catalog import gpus, prices
-from bench.cli.commands import app
+from bench.cli import app
 from bench.report.html import SORT_SCRIPT, render
 from bench.report.model import build, frame
 from bench.report.plots import all_plots
