@@ -84,7 +84,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "tokenbench_entry" in metafunc.fixturenames:  # parametrised by id: plain strings in the JSON
-        ids = list(metafunc.config.stash.get(_ENTRIES, {}))
+        entries: dict[str, Any] = metafunc.config.stash.get(_ENTRIES, {})
+        ids = list(entries)
         metafunc.parametrize("tokenbench_entry", ids, ids=ids)
 
 

@@ -1,12 +1,15 @@
-"""Tables of text for report and compare, rendered safely to the terminal, Markdown and CSV.
+"""Text for report, compare and cost: numbers as people read them, and cells made safe to show.
 
-Every string in a results file may come from someone else's machine: a hostname or a label can
-hold terminal escape codes, Rich markup, Markdown links or HTML. Cells are made plain text here
-(control and bidirectional-override characters shown as escapes) and then escaped for the format.
+Numbers: one formatter per meaning; every one shows a missing value (None) as "-" unless its
+name says otherwise. Cells: every string in a results file may come from someone else's
+machine: a hostname or a label can hold terminal escape codes, Rich markup, Markdown links or
+HTML. Cells are made plain text here (control and bidirectional-override characters shown as
+escapes) and then escaped for the format (terminal, Markdown, CSV).
 """
 
 from __future__ import annotations
 
+import math
 import unicodedata
 from dataclasses import dataclass, field
 
@@ -16,6 +19,86 @@ from rich.text import Text
 VERDICT_STYLES = {"PASS": "green", "WARN": "yellow", "FAIL": "bold red", "MISSING": "bold red", "NEW": "cyan"}
 _MD_PUNCTUATION = "\\`*_[]|#$~"
 CELL_LIMIT = 200  # a results file can hold a megabyte in one string: cells show its start
+
+# --- numbers ------------------------------------------------------------------------------------
+
+
+def _missing(value: float | None) -> bool:
+    return value is None or not math.isfinite(value)
+
+
+def duration(seconds: float | None) -> str:
+    """Seconds in the unit (s, ms, us, ns) that keeps 4 significant digits readable: "1.8 ms"."""
+    if _missing(seconds):
+        return "-"
+    assert seconds is not None
+    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6)):
+        if seconds >= scale:
+            return f"{seconds / scale:.4g} {unit}"
+    return f"{seconds / 1e-9:.4g} ns"
+
+
+def number(value: float | None, digits: int = 4) -> str:
+    """A measured figure to `digits` significant digits: "610.8"; "-" for None, NaN or infinity."""
+    return "-" if _missing(value) else f"{value:.{digits}g}"
+
+
+def integer(value: float | None) -> str:
+    """A count or a size with thousands separators: "1,073,741,824"."""
+    return "-" if value is None else f"{value:,}"
+
+
+def percent(fraction: float | None) -> str:
+    """A fraction as a percentage to one decimal: 0.1234 -> "12.3%"."""
+    return "-" if fraction is None else f"{100 * fraction:.1f}%"
+
+
+def percent_or_na(fraction: float | None) -> str:
+    """percent(), but "n/a" for None: the results table's fractions of a peak the catalog may not know."""
+    return "n/a" if fraction is None else f"{100 * fraction:.1f}%"
+
+
+def whole_percent(fraction: float | None) -> str:
+    """A fraction as a whole percentage: 0.6 -> "60%" (utilisation, MFU in the cost tables)."""
+    return "-" if fraction is None else f"{100 * fraction:.0f}%"
+
+
+def signed_percent(change: float | None) -> str:
+    """A relative change with its sign: 0.052 -> "+5.2%" (+ is slower where it is a time)."""
+    return "-" if change is None else f"{100 * change:+.1f}%"
+
+
+def percent_interval(low: float | None, high: float | None) -> str:
+    """An interval of relative changes in percent, signed: "[+1.0, +3.5]"."""
+    return "-" if low is None or high is None else f"[{100 * low:+.1f}, {100 * high:+.1f}]"
+
+
+def usd(value: float | None, digits: int = 2) -> str:
+    """Dollars with thousands separators and `digits` decimals: "$1,234.50"."""
+    return "-" if _missing(value) else f"${value:,.{digits}f}"
+
+
+def usd_compact(value: float | None) -> str:
+    """Dollars in a narrow column: 3 significant digits under $10 ("$0.232"), cents above ("$12.40")."""
+    if value is None:
+        return "-"
+    return f"${value:.3g}" if value < 10 else f"${value:,.2f}"
+
+
+def token_rate(per_s: float | None) -> str:
+    """A token rate: whole numbers with thousands separators from 100 up ("1,557"), 3 significant digits below."""
+    if _missing(per_s):
+        return "-"
+    assert per_s is not None
+    return f"{per_s:,.0f}" if per_s >= 100 else f"{per_s:.3g}"
+
+
+def headline_figure(value: float) -> str:
+    """A headline figure in a sentence: whole with separators from 1,000 up ("1,557"), 4 significant digits below."""
+    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4g}"
+
+
+# --- cells --------------------------------------------------------------------------------------
 
 
 def plain(value: object) -> str:
@@ -55,11 +138,13 @@ class Grid:
     verdict_column: str | None = None  # coloured PASS / WARN / FAIL in the terminal
 
     def add(self, *cells: object) -> None:
+        """A row, each cell made plain text and cut to CELL_LIMIT."""
         if len(cells) != len(self.columns):
             raise ValueError(f"{self.title}: {len(cells)} cells for {len(self.columns)} columns")
         self.rows.append([cell(c) for c in cells])
 
     def rich(self) -> Table:
+        """The grid as a Rich table for the terminal (cells as Text, so no markup in them is read)."""
         table = Table(title=Text(plain(self.title)), title_justify="left", header_style="bold")
         for name in self.columns:
             table.add_column(Text(name), justify="right" if name in self.right else "left", overflow="fold")
@@ -69,6 +154,7 @@ class Grid:
         return table
 
     def markdown(self) -> str:
+        """The grid as a Markdown section: a heading and a pipe table, every cell escaped."""
         align = ["---:" if c in self.right else ":---" for c in self.columns]
         lines = [f"### {markdown_cell(self.title)}", ""]
         lines.append("| " + " | ".join(markdown_cell(c) for c in self.columns) + " |")

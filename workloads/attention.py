@@ -112,14 +112,16 @@ class AttentionCase:
         return CheckResult(err <= tol, err, tol, f"max|O-O_ref|/rms(V) over {len(_slices(self.p))} heads")
 
 
-def _inputs(p: AttentionParams, device: Device, gen: torch.Generator) -> tuple[torch.Tensor, ...]:
+def _inputs(
+    p: AttentionParams, device: Device, gen: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     q = random_normal((p.batch, p.heads, p.seq_len, p.head_dim), p.dtype, device, gen)
     k = random_normal((p.batch, p.n_kv_heads, p.seq_len, p.head_dim), p.dtype, device, gen)
     v = random_normal((p.batch, p.n_kv_heads, p.seq_len, p.head_dim), p.dtype, device, gen)
     return q, k, v
 
 
-class Attention(Workload):
+class Attention(Workload[AttentionParams]):
     id = "attention"
     version = 1
     family = "attention"

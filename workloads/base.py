@@ -13,7 +13,7 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal, Protocol
+from typing import Any, ClassVar, Generic, Literal, Protocol, TypeVar
 
 import torch
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -77,10 +77,17 @@ def case_extra(case: Case, timing: Any, peaks: dict[str, float | None]) -> dict[
 
 def element_size(dtype: str) -> int:
     """Bytes per element of a dtype name (tf32 is stored as fp32)."""
-    torch_dtype = DTYPES[dtype]
-    if torch_dtype is None:  # an old torch without fp8 types
+    target = DTYPES[dtype]
+    if target is None:  # an old torch without fp8 types
         return 1
-    return torch.empty((), dtype=torch_dtype).element_size()
+    return torch.empty((), dtype=target).element_size()
+
+
+def torch_dtype(name: str) -> torch.dtype:
+    """The torch dtype of a dtype name that this torch has (fp8 may be missing from an old one)."""
+    dtype = DTYPES[name]
+    assert dtype is not None
+    return dtype
 
 
 def normalised_max_error(out: torch.Tensor, ref: torch.Tensor) -> float:
@@ -102,54 +109,61 @@ def random_normal(shape: tuple[int, ...], dtype: str, device: Device, generator:
     return x.to(target) if target is not None and target != torch.float32 else x
 
 
-class Workload(ABC):
-    """A standardised benchmark. Bump `version` whenever what it measures changes."""
+P = TypeVar("P", bound=Params)
+
+
+class Workload(ABC, Generic[P]):
+    """A standardised benchmark. Bump `version` whenever what it measures changes.
+
+    Generic in its parameters: `class Gemm(Workload[GemmParams])` sets `Params = GemmParams`, and
+    its methods take a GemmParams.
+    """
 
     id: ClassVar[str]
     version: ClassVar[int]
     family: ClassVar[str]
     description: ClassVar[str]
-    Params: ClassVar[type[Params]]
+    Params: type[P]  # set on the class (a ClassVar cannot hold a type variable)
 
-    def parse(self, raw: dict[str, Any]) -> Params:
+    def parse(self, raw: dict[str, Any]) -> P:
         """Validate raw parameters; ParamsError with one line naming the bad field."""
         try:
             return self.Params(**raw)
         except ValidationError as e:
             raise ParamsError(f"{self.id}: {first_error(e, 'params', show_input=True)}") from None
 
-    def label(self, p: Params) -> str:
+    def label(self, p: P) -> str:
         """A short human-readable name for one configuration."""
         return " ".join(f"{k}={v}" for k, v in p.model_dump().items())
 
-    def peak_dtype(self, p: Params, device: Device) -> str | None:
+    def peak_dtype(self, p: P, device: Device) -> str | None:
         """Which dtype's peak FLOP/s this configuration should be held against."""
         return getattr(p, "dtype", None)
 
-    def lockstep(self, p: Params) -> bool:
+    def lockstep(self, p: P) -> bool:
         """True when every rank must make the same calls in the same order (a collective, data-parallel
         training): the runner then has the ranks agree on when to start and on every timing count."""
         return False
 
-    def unsupported_reason(self, p: Params, device: Device) -> str | None:
+    def unsupported_reason(self, p: P, device: Device) -> str | None:
         """None when this configuration can run on `device`, else why not."""
         dtype = getattr(p, "dtype", None)
         return device.unsupported_dtype_reason(dtype) if dtype else None
 
     @abstractmethod
-    def counts(self, p: Params, device: Device | None = None) -> Counts:
+    def counts(self, p: P, device: Device | None = None) -> Counts:
         """FLOPs, bytes and tokens of one timed call (on `device`, where the dtype depends on it)."""
 
     @abstractmethod
-    def memory_bytes(self, p: Params, device: Device | None = None) -> int:
+    def memory_bytes(self, p: P, device: Device | None = None) -> int:
         """Peak device memory the case needs on `device`, the check included."""
 
-    def record_fields(self, p: Params, device: Device) -> dict[str, Any]:
+    def record_fields(self, p: P, device: Device) -> dict[str, Any]:
         """Fields every record of this configuration carries, skipped ones too (e.g. the model)."""
         return {}
 
     @abstractmethod
-    def prepare(self, p: Params, device: Device, seed: int) -> contextlib.AbstractContextManager[Case]:
+    def prepare(self, p: P, device: Device, seed: int) -> contextlib.AbstractContextManager[Case]:
         """Allocate inputs and yield a Case; release everything on exit."""
 
 

@@ -25,7 +25,7 @@ or link would, and `raise_rank` fails that rank while it sets up.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
@@ -33,8 +33,8 @@ import torch
 import torch.distributed as dist
 from pydantic import Field
 
-from bench.device.base import DTYPES, Device
-from workloads.base import CheckResult, Counts, Params, Workload
+from bench.device.base import Device
+from workloads.base import CheckResult, Counts, Params, Workload, torch_dtype
 
 CollDtype = Literal["fp32", "bf16", "fp16"]
 # Integers up to these are exact in the dtype: the check's sums are exact while they stay under.
@@ -62,14 +62,14 @@ def busbw_factor(op: str, n: int) -> float:
 
 def elements_per_rank(p: CollectiveParams, op: str, n: int) -> int:
     """Elements each rank contributes to S (all-reduce: the whole buffer), whole elements only."""
-    elem = DTYPES[p.dtype].itemsize
+    elem = torch_dtype(p.dtype).itemsize
     total = int(p.size_kib * 1024) // elem
     return total if op == "all_reduce" else total // n
 
 
 def size_bytes(p: CollectiveParams, op: str, n: int) -> int:
     """S after rounding down to whole elements per rank (nccl-tests rounds the same way)."""
-    elem = DTYPES[p.dtype].itemsize
+    elem = torch_dtype(p.dtype).itemsize
     m = elements_per_rank(p, op, n)
     return m * elem if op == "all_reduce" else m * n * elem
 
@@ -97,8 +97,13 @@ def exact(op: str, dtype: str, n: int) -> bool:
 
 
 # nccl-tests-style out-of-place calls where torch has them under their newer names.
-_all_gather = getattr(dist, "all_gather_single", None) or getattr(dist, "all_gather_into_tensor", None)
-_reduce_scatter = getattr(dist, "reduce_scatter_single", None) or getattr(dist, "reduce_scatter_tensor", None)
+# (None on a torch built without torch.distributed, where no collective gets as far as a call.)
+_all_gather: Callable[..., object] | None = getattr(dist, "all_gather_single", None) or getattr(
+    dist, "all_gather_into_tensor", None
+)
+_reduce_scatter: Callable[..., object] | None = getattr(dist, "reduce_scatter_single", None) or getattr(
+    dist, "reduce_scatter_tensor", None
+)
 
 
 @dataclass
@@ -118,8 +123,10 @@ class CollectiveCase:
         if self.op == "all_reduce":
             dist.all_reduce(send)
         elif self.op == "all_gather":
+            assert _all_gather is not None
             _all_gather(recv, send)
         else:
+            assert _reduce_scatter is not None
             _reduce_scatter(recv, send)
 
     def run(self) -> None:
@@ -155,7 +162,7 @@ class CollectiveCase:
         return send
 
     def check(self) -> CheckResult:
-        dtype, n, r = DTYPES[self.p.dtype], self.n, self.rank
+        dtype, n, r = torch_dtype(self.p.dtype), self.n, self.rank
         send = self._fill_send(dtype)
         recv = None if self.recv is None else torch.full_like(self.recv, -1)
         self.call(send, recv)
@@ -184,7 +191,7 @@ def _pieces(start: int, count: int, m: int, n: int) -> list[tuple[int, int, int]
     return out
 
 
-class Collective(Workload):
+class Collective(Workload[CollectiveParams]):
     op: ClassVar[str]
     family = "collective"
     Params = CollectiveParams
@@ -197,10 +204,10 @@ class Collective(Workload):
         faults += [f"raise on rank {p.raise_rank}"] * (p.raise_rank is not None)
         return " ".join([f"{size / scale:g} {unit} {p.dtype}", *faults])
 
-    def lockstep(self, p: Params) -> bool:
+    def lockstep(self, p: CollectiveParams) -> bool:
         return True
 
-    def peak_dtype(self, p: Params, device: Device) -> str | None:
+    def peak_dtype(self, p: CollectiveParams, device: Device) -> str | None:
         return None  # moves data: no FLOP/s peak, and HBM bandwidth is not the roof of a link
 
     def unsupported_reason(self, p: CollectiveParams, device: Device) -> str | None:
@@ -232,7 +239,7 @@ class Collective(Workload):
         rank, n = world()
         if p.raise_rank == rank:
             raise RuntimeError(f"raise_rank={rank}: this rank fails while setting up, as asked")
-        dtype, dev = DTYPES[p.dtype], device.torch_device
+        dtype, dev = torch_dtype(p.dtype), device.torch_device
         m = elements_per_rank(p, self.op, n)
         total = m if self.op == "all_reduce" else m * n
         send_n = m if self.op != "reduce_scatter" else total

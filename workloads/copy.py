@@ -47,7 +47,7 @@ class CopyCase:
         return CheckResult(wrong == 0, float(wrong), 0.0, "elements differing after copy (bit-exact)")
 
 
-class Copy(Workload):
+class Copy(Workload[CopyParams]):
     id = "copy"
     version = 1
     family = "memory"

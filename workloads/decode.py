@@ -91,7 +91,7 @@ class DecodeCase:
     def _mark(self) -> Any:
         if self.device.kind == "cuda":
             event = torch.cuda.Event(enable_timing=True)
-            event.record(self.device.stream())  # type: ignore[attr-defined]
+            event.record(self.device.stream())
             return event
         return time.perf_counter()
 
@@ -122,6 +122,7 @@ class DecodeCase:
             return self.model(tokens, start)
         if self.device.kind == "cuda":
             torch.compiler.cudagraph_mark_step_begin()
+        assert self.pos is not None  # set with step_fn in prepare
         logits = self.step_fn(tokens, self.pos)
         self.pos.add_(1)
         return logits
@@ -177,7 +178,7 @@ class DecodeCase:
         )
 
 
-class Decode(LlmWorkload):
+class Decode(LlmWorkload[DecodeParams]):
     id = "decode"
     version = 1
     description = "LLM decode: M tokens after an N-token prompt at batch B (tg128-style); TTFT, TPOT, ITL, MBU"

@@ -91,7 +91,7 @@ def _inputs(p: GemmParams, device: Device, gen: torch.Generator) -> tuple[torch.
     return a, random_normal((p.k, p.n), p.dtype, device, gen)
 
 
-class Gemm(Workload):
+class Gemm(Workload[GemmParams]):
     id = "gemm"
     version = 1
     family = "gemm"

@@ -104,6 +104,9 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
 class KVCache(nn.Module):
     """Preallocated keys and values: (B, n_kv_heads, max_len, head_dim) each."""
 
+    k: torch.Tensor  # buffers, registered in __init__
+    v: torch.Tensor
+
     def __init__(self, batch: int, n_kv_heads: int, max_len: int, head_dim: int, dtype: torch.dtype, device):
         super().__init__()
         shape = (batch, n_kv_heads, max_len, head_dim)
@@ -202,6 +205,9 @@ class Block(nn.Module):
 
 
 class Transformer(nn.Module):
+    rope_cos: torch.Tensor  # buffers, registered in __init__
+    rope_sin: torch.Tensor
+
     def __init__(self, a: ModelArgs, max_seq_len: int):
         super().__init__()
         self.a = a
@@ -231,10 +237,18 @@ class Transformer(nn.Module):
         cos, sin = rope_tables(self.a.head_dim, self.rope_cos.shape[0], self.a.rope_theta, self.output.weight.device)
         self.rope_cos, self.rope_sin = cos, sin
 
+    def blocks(self) -> list[Block]:
+        """The layers, typed as Blocks (nn.ModuleList gives its items as plain Modules)."""
+        blocks = []
+        for layer in self.layers:
+            assert isinstance(layer, Block)
+            blocks.append(layer)
+        return blocks
+
     def setup_cache(self, batch: int, max_len: int) -> None:
         """Preallocate a KV cache per layer (in the weights' dtype), or drop it with batch=0."""
         w = self.output.weight
-        for layer in self.layers:
+        for layer in self.blocks():
             attn = layer.attention
             attn.cache = (
                 KVCache(batch, self.a.n_kv_heads, max_len, self.a.head_dim, w.dtype, w.device) if batch else None
@@ -243,13 +257,14 @@ class Transformer(nn.Module):
     @contextlib.contextmanager
     def no_cache(self) -> Iterator[None]:
         """Run without the KV cache (a full recomputation), then put the caches back."""
-        caches = [layer.attention.cache for layer in self.layers]
-        for layer in self.layers:
+        blocks = self.blocks()
+        caches = [layer.attention.cache for layer in blocks]
+        for layer in blocks:
             layer.attention.cache = None
         try:
             yield
         finally:
-            for layer, cache in zip(self.layers, caches, strict=True):
+            for layer, cache in zip(blocks, caches, strict=True):
                 layer.attention.cache = cache
 
     def forward(self, tokens: torch.Tensor, start: int = 0, last_only: bool = False) -> torch.Tensor:
@@ -270,5 +285,6 @@ class Transformer(nn.Module):
         cos, sin = self.rope_cos.index_select(0, pos), self.rope_sin.index_select(0, pos)
         x = self.tok_embeddings(tokens)
         for layer in self.layers:
+            assert isinstance(layer, Block)  # for the type checker; folded away when compiled
             x = layer.step(x, pos, cos, sin)
         return self.output(self.norm(x))

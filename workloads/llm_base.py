@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import torch
 from pydantic import Field
 
-from bench.device.base import DTYPES, Device
-from workloads.base import CheckResult, Params, Workload, float32_matmul_precision
+from bench.device.base import Device
+from workloads.base import CheckResult, Params, Workload, float32_matmul_precision, torch_dtype
 from workloads.llama import PRESETS, ModelArgs, Transformer, from_name, n_matmul_params, n_params
 
 Preset = Literal["tiny", "llama-3.2-1b", "llama-3.1-8b", "llama-3.1-70b"]
@@ -84,18 +84,21 @@ def model_fields(p: LlmParams, dtype: str) -> dict[str, Any]:
     }
 
 
-class LlmWorkload(Workload):
+LP = TypeVar("LP", bound=LlmParams)
+
+
+class LlmWorkload(Workload[LP]):
     """Base of the model-level workloads: precision by device, MFU against that dtype's peak."""
 
     family = "llm"
 
-    def peak_dtype(self, p: LlmParams, device: Device) -> str | None:
+    def peak_dtype(self, p: LP, device: Device) -> str | None:
         return compute_dtype(p, device)
 
-    def unsupported_reason(self, p: LlmParams, device: Device) -> str | None:
+    def unsupported_reason(self, p: LP, device: Device) -> str | None:
         return device.unsupported_dtype_reason(compute_dtype(p, device))
 
-    def label(self, p: LlmParams) -> str:
+    def label(self, p: LP) -> str:
         layers = f" ({p.n_layers} layers)" if p.n_layers else ""
         dtype = "" if p.dtype == "auto" else f" {p.dtype}"
         return f"{p.model}{layers} b{p.batch}{dtype}{' compiled' if p.compile else ''}"
@@ -113,12 +116,6 @@ def maybe_compile(fn: Any, p: LlmParams, device: Device, cuda_graphs: bool = Fal
 def compile_fields(p: LlmParams, timing: Any) -> dict[str, Any]:
     """Compilation happens in the first call, which the timer reports apart from the samples."""
     return {"compile_s": timing.first_call_s if p.compile else None}
-
-
-def torch_dtype(name: str) -> torch.dtype:
-    dtype = DTYPES[name]
-    assert dtype is not None
-    return dtype
 
 
 # ||out - ref|| / ||ref|| between two computations of the same logits. Rounding noise grows

@@ -56,7 +56,7 @@ def mbu(bytes_per_step: float, step_s: float, peak_bytes_per_s: float | None) ->
     return bytes_per_step / step_s / peak_bytes_per_s if peak_bytes_per_s and step_s > 0 else None
 
 
-def decode_metrics(calls: Sequence[Sequence[float]], batch: int) -> dict[str, float]:
+def decode_metrics(calls: Sequence[Sequence[float] | np.ndarray], batch: int) -> dict[str, float]:
     """Serving metrics of decode calls, each a batch of `batch` requests started together.
 
     calls[c][i] is the time from call c's start to its i-th output token (the same for every
@@ -65,7 +65,7 @@ def decode_metrics(calls: Sequence[Sequence[float]], batch: int) -> dict[str, fl
     median e2e; per-user tokens/s = 1 / median TPOT.
     """
     times = [np.asarray(t, dtype=np.float64) for t in calls]
-    per_call = {
+    per_call: dict[str, Sequence[float] | np.ndarray] = {
         "ttft": [t[0] for t in times],
         "tpot": [(t[-1] - t[0]) / (t.size - 1) for t in times],
         "e2e": [t[-1] for t in times],

@@ -93,7 +93,7 @@ class PrefillCase:
         )
 
 
-class Prefill(LlmWorkload):
+class Prefill(LlmWorkload[PrefillParams]):
     id = "prefill"
     version = 1
     description = "LLM prefill of an N-token prompt at batch B (pp512-style); tokens/s, MFU"

@@ -124,7 +124,7 @@ def _parallel(model: Transformer, p: TrainParams, device: Device) -> Any:
     return model
 
 
-class Train(LlmWorkload):
+class Train(LlmWorkload[TrainParams]):
     id = "train"
     version = 1
     description = "LLM training step (forward, backward, AdamW) on random tokens; tokens/s, MFU, loss"

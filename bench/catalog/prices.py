@@ -76,6 +76,7 @@ class Offer(Sourced):
 
     @property
     def committed(self) -> bool:
+        """True for a 1- or 3-year term: every hour of it is paid, used or not."""
         return self.term in COMMITTED_TERMS
 
 
@@ -97,6 +98,8 @@ class Server(Sourced):
 
 
 class SiteValue(Sourced):
+    """One site figure (PUE, $/kWh, utilisation ...) with its date and source."""
+
     value: float
 
 
@@ -162,6 +165,7 @@ class Catalog:
     files: tuple[str, ...] = field(default=())  # user files applied, in order
 
     def offers_for(self, gpu_id: str) -> list[Offer]:
+        """The rental offers for one catalog GPU, cheapest per GPU-hour first."""
         return sorted((o for o in self.offers.values() if o.gpu == gpu_id), key=lambda o: o.usd_per_gpu_hour)
 
     def server_for(self, gpu_id: str) -> Server | None:
@@ -170,9 +174,11 @@ class Catalog:
         return min(found, key=lambda s: s.capital_per_gpu_usd) if found else None
 
     def value(self, name: str) -> float:
+        """A site figure's value, e.g. value("utilisation")."""
         return self.site[name].value
 
     def gpu_list(self) -> list[GpuSpec]:
+        """Every GPU entry, packaged and the user's, for a lookup by device name."""
         return list(self.gpus.values())
 
 

@@ -16,7 +16,7 @@ from bench.cli import cost, inventory, results, run
 app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
-    context_settings={"help_option_names": ["-h", "--help"]},
+    context_settings={"help_option_names": ["--help", "-h"]},
     help="tokenbench: LLM and kernel benchmarks in tokens/s, TFLOP/s and GB/s, on GPU or CPU.",
 )
 

@@ -72,31 +72,32 @@ def cost_(
     ] = None,
 ) -> None:
     """$ per million tokens, owned against rented, with break-even, sensitivity and a training-run projection."""
-    from bench.cost import pricing as costmod
-
     _check_flags(locals())
+    from bench.cost import pricing as costmod
+    from bench.cost import subjects
+
     cat = _catalog(catalog, site, utilisation)
     if gpu is not None and gpu not in cat.gpus:
         fail(f"--gpu: unknown GPU {gpu!r}; known: {', '.join(sorted(cat.gpus))}")
     if results:
-        subjects, skipped = _subjects_from_results(results, gpu, cat)
+        priced, skipped = _subjects_from_results(results, gpu, cat)
     elif tokens_per_s is not None:
         if gpu is None:
             fail("--tokens-per-s needs --gpu (a catalog GPU id)")
-        power = costmod.power_for(cat.gpus[gpu], power_w, idle_power_w, how="given")
-        subjects, skipped = [costmod.Subject(gpu=gpu, label="given rate", bases=(("tokens", tokens_per_s),),
+        power = subjects.power_for(cat.gpus[gpu], power_w, idle_power_w, how="given")
+        priced, skipped = [subjects.Subject(gpu=gpu, label="given rate", bases=(("tokens", tokens_per_s),),
                                              power=power)], []  # fmt: skip
     else:
         fail("nothing to price: give results (files or directories), or --gpu and --tokens-per-s")
-    if not subjects:
+    if not priced:
         reasons = "; ".join(sorted({s["reason"] for s in skipped}))
         fail(f"no record could be priced: {reasons}")
     extra = [costmod.given_offer(gpu, usd_per_gpu_hour, term.value)] if usd_per_gpu_hour and gpu else []
-    report = costmod.analyse(cat, subjects, skipped, extra)
+    report = costmod.analyse(cat, priced, skipped, extra)
     if train_params is not None and train_tokens is not None and train_gpus is not None:
         for gc in report.gpus.values():
             try:
-                gc.projection = costmod.projection_for(cat, gc, subjects, train_params, train_tokens, train_gpus, mfu)
+                gc.projection = costmod.projection_for(cat, gc, priced, train_params, train_tokens, train_gpus, mfu)
             except ValueError as e:
                 err.print(f"tokenbench: warning: {e}", markup=False, highlight=False, soft_wrap=True)
     _emit(report, fmt, plots)
@@ -144,7 +145,8 @@ def _catalog(catalog: list[Path] | None, site: list[Path] | None, utilisation: f
 
 def _subjects_from_results(results: list[Path], gpu: str | None, cat: Any) -> tuple[list[Any], list[dict[str, Any]]]:
     """What to price from results files: each record's token rates, or why a record cannot be priced."""
-    from bench.cost import pricing as costmod
+    from bench.catalog.match import record_gpu
+    from bench.cost import subjects
     from bench.results.reader import ResultsError, load_records
 
     try:
@@ -154,10 +156,10 @@ def _subjects_from_results(results: list[Path], gpu: str | None, cat: Any) -> tu
     if not records:
         fail(f"no records found in {', '.join(map(str, results))}")
     if gpu is not None:
-        records = [r for r in records if costmod.record_gpu(r, cat) == gpu]
+        records = [r for r in records if record_gpu(r, cat) == gpu]
         if not records:
             fail(f"--gpu {gpu}: no records from that GPU")
-    return costmod.subjects_from_records(records, cat)
+    return subjects.subjects_from_records(records, cat)
 
 
 def _emit(report: Any, fmt: Format, plots: Path | None) -> None:

@@ -161,8 +161,8 @@ def _reference_baseline(
     cand: list[Run], reference_dir: Path | None, catalog: list[Path] | None
 ) -> tuple[list[Run], str]:
     """The reference runs for the candidate's GPU model, only that model's records, and their label."""
+    from bench.catalog.match import record_gpu
     from bench.compare import reference as ref
-    from bench.cost.pricing import record_gpu
 
     cat = _catalog(catalog, None)
     ref_dir = reference_dir or ref.DEFAULT_DIR

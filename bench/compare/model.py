@@ -30,7 +30,9 @@ from typing import Any
 import numpy as np
 
 from bench.compare import node
+from bench.compare.env import EnvDiff, env_diffs
 from bench.measure.stats import BASELINE_SEED, CANDIDATE_SEED, bootstrap_medians, median_change
+from bench.results.identity import physical_gpu
 from bench.results.reader import Run
 
 MIN_SAMPLES = 3  # fewer on a side: no interval worth the name, never more than WARN
@@ -40,6 +42,8 @@ SEVERITY = ("PASS", "WARN", "FAIL")  # MISSING counts as FAIL (or WARN), NEW as 
 
 @dataclass(frozen=True)
 class Thresholds:
+    """What a slowdown must exceed to WARN or FAIL, the interval's confidence, and what a missing configuration is."""
+
     fail: float = 0.05  # FAIL when slower by more than this beyond the noise
     warn: float = 0.02  # WARN when significantly slower by more than this
     confidence: float = 0.95
@@ -69,6 +73,8 @@ class Comparison:
 
 @dataclass
 class GpuVerdict:
+    """One candidate GPU: its worst verdict, the configurations compared and its geometric-mean change."""
+
     gpu: str
     node: str
     device_name: str
@@ -79,19 +85,9 @@ class GpuVerdict:
 
 
 @dataclass
-class EnvDiff:
-    key: str
-    baseline: list[str]
-    candidate: list[str]
-    state: str  # same | differs | unknown (known on one side only)
-
-    @property
-    def differs(self) -> bool:
-        return self.state == "differs"
-
-
-@dataclass
 class Result:
+    """A whole comparison: every configuration on every GPU, the per-GPU verdicts, the environment and notes."""
+
     thresholds: Thresholds
     comparisons: list[Comparison]
     gpus: list[GpuVerdict]
@@ -110,17 +106,8 @@ class Result:
         return 1 if self.verdict == "FAIL" else 0
 
     def as_json(self) -> dict[str, Any]:
+        """The result as plain JSON values (`tokenbench compare --format json`)."""
         return json.loads(json.dumps(asdict(self), default=str))
-
-
-def gpu_id(record: dict[str, Any]) -> str:
-    """A GPU across runs: node, torch device and the start of its UUID, so GPUs run one per
-    process (each cuda:0 under CUDA_VISIBLE_DEVICES) or nodes sharing a hostname stay apart."""
-    label = f"{record.get('hostname') or '?'} {record.get('device') or '?'}"
-    uuid = str(record.get("gpu_uuid") or "")
-    if uuid:
-        return f"{label} {uuid[:12]}"
-    return label if record.get("rank") is None else f"{label} rank {record['rank']}"  # CPU processes of one node
 
 
 def _param(value: Any) -> Any:
@@ -166,6 +153,7 @@ class Baseline:
         self._boot: dict[tuple[tuple[str, str], Any], np.ndarray] = {}
 
     def boot(self, key: tuple[str, str], version: Any, records: list[dict[str, Any]]) -> np.ndarray:
+        """The bootstrap medians of a configuration's pooled records of one workload version (drawn once)."""
         if (key, version) not in self._boot:
             self._boot[key, version] = bootstrap_medians(_groups(records), self.n_resamples, BASELINE_SEED)
         return self._boot[key, version]
@@ -209,34 +197,47 @@ def compare_one(
         have = ", ".join(sorted({str(r.get("workload_version")) for r in base_ok}))
         why = f"baseline measured workload version {have}, candidate {version}: not comparable, measure a new baseline"
         return Comparison(**head, verdict="MISSING", severity=missing, why=why)
+    return _measured(head, baseline, key, version, same, cand_ok, th)
+
+
+def _measured(
+    head: dict[str, Any], baseline: Baseline, key: tuple[str, str], version: Any, same: list[dict[str, Any]],
+    cand_ok: list[dict[str, Any]], th: Thresholds,
+) -> Comparison:  # fmt: skip
+    """The change in median time over both sides' samples (one workload version), its interval and verdict."""
     b, c = np.concatenate(_groups(same)), np.concatenate(_groups(cand_ok))
     if min(np.median(b), np.median(c)) <= 0:
         return Comparison(**head, verdict="WARN", severity="WARN", why="a median time is not positive: not compared")
     cand_boot = bootstrap_medians(_groups(cand_ok), baseline.n_resamples, CANDIDATE_SEED)
     ci = median_change(b, c, baseline.boot(key, version, same), cand_boot, th.confidence)
-    out = Comparison(
-        **head, verdict="PASS", severity="PASS", why="", change=ci.change, ci_low=ci.low, ci_high=ci.high,
+    few = min(min(len(r["samples_s"]) for r in same), min(len(r["samples_s"]) for r in cand_ok)) < MIN_SAMPLES
+    noisy = any(r.get("unstable") for r in same + cand_ok)
+    verdict, why = _verdict(ci.change, ci.low, few, noisy, th)
+    return Comparison(
+        **head, verdict=verdict, severity=verdict, why=why, change=ci.change, ci_low=ci.low, ci_high=ci.high,
         baseline_median_s=float(np.median(b)), candidate_median_s=float(np.median(c)), baseline_n=b.size,
         candidate_n=c.size, baseline_records=len(same),
     )  # fmt: skip
+
+
+def _verdict(change: float, low: float, few: bool, noisy: bool, th: Thresholds) -> tuple[str, str]:
+    """PASS, WARN or FAIL for a measured change with the low end of its interval, and why (none for a plain PASS)."""
     pct = f"{100 * th.fail:g}%"
-    few = min(min(len(r["samples_s"]) for r in same), min(len(r["samples_s"]) for r in cand_ok)) < MIN_SAMPLES
-    if ci.low > th.fail and not few:
-        out.verdict, out.why = "FAIL", f"slower by more than {pct} beyond the noise"
-    elif ci.low > th.fail:
-        out.verdict, out.why = "WARN", f"slower by more than {pct}, but a record has under {MIN_SAMPLES} samples"
-    elif ci.change > th.fail and ci.low > 0:
-        out.verdict, out.why = "WARN", f"slower, but the interval reaches below the {pct} limit"
-    elif ci.change > th.warn and ci.low > 0:
-        out.verdict, out.why = "WARN", f"slower by more than {100 * th.warn:g}%, under the {pct} limit"
-    elif any(r.get("unstable") for r in same + cand_ok):
-        out.verdict, out.why = "WARN", "CV above the threshold on one side: the medians are noisy"
-    elif few:
-        out.verdict, out.why = "WARN", f"a record has under {MIN_SAMPLES} samples: too few to judge"
-    elif ci.change > th.fail:
-        out.why = f"{100 * ci.change:+.1f}% but inside the noise"
-    out.severity = out.verdict
-    return out
+    if low > th.fail and not few:
+        return "FAIL", f"slower by more than {pct} beyond the noise"
+    if low > th.fail:
+        return "WARN", f"slower by more than {pct}, but a record has under {MIN_SAMPLES} samples"
+    if change > th.fail and low > 0:
+        return "WARN", f"slower, but the interval reaches below the {pct} limit"
+    if change > th.warn and low > 0:
+        return "WARN", f"slower by more than {100 * th.warn:g}%, under the {pct} limit"
+    if noisy:
+        return "WARN", "CV above the threshold on one side: the medians are noisy"
+    if few:
+        return "WARN", f"a record has under {MIN_SAMPLES} samples: too few to judge"
+    if change > th.fail:
+        return "PASS", f"{100 * change:+.1f}% but inside the noise"
+    return "PASS", ""
 
 
 def _join(values: set[Any] | list[Any]) -> str:
@@ -244,6 +245,7 @@ def _join(values: set[Any] | list[Any]) -> str:
 
 
 def gpu_verdicts(comparisons: list[Comparison], names: dict[str, tuple[str, str]]) -> list[GpuVerdict]:
+    """Each GPU's worst verdict (FAIL when nothing was compared) and the geometric mean of its own changes."""
     by_gpu: dict[str, list[Comparison]] = defaultdict(list)
     for c in comparisons:
         by_gpu[c.gpu].append(c)
@@ -267,72 +269,6 @@ def slowest_per_node(per_gpu: list[GpuVerdict]) -> list[GpuVerdict]:
             by_node[g.node].append(g)
     picks = [max(gs, key=lambda g: g.geomean_change or 0.0) for gs in by_node.values() if len(gs) > 1]
     return [g for g in picks if (g.geomean_change or 0.0) > 0]
-
-
-# Environment fields listed side by side; a difference is a warning, not a verdict.
-ENV_KEYS = {
-    "device_name": "device",
-    "driver_version": "driver",
-    "cuda_version": "CUDA",
-    "torch_version": "torch",
-    "tokenbench_version": "tokenbench",
-    "python_version": "Python",
-    "gpu_vbios": "VBIOS",
-    "gpu_power_limit_w": "power limit (W, as found)",
-    "gpu_sm_clock_max_mhz": "SM clock max (MHz)",
-    "gpu_mem_clock_max_mhz": "memory clock max (MHz)",
-    "gpu_persistence_mode": "persistence mode",
-    "gpu_mig_mode": "MIG mode",
-    "float32_matmul_precision": "float32 matmul precision",
-    "torch_num_threads": "torch threads",
-}
-CLOCK_TOLERANCE = 0.05  # observed mean SM clocks this far apart are listed as differing
-
-
-def _env_values(runs: list[Run], key: str) -> dict[str, list[str]]:
-    """Each value of an environment field, with the GPUs it was found on."""
-    values: dict[str, list[str]] = defaultdict(list)
-    for run in runs:
-        env = (run.header or {}).get("environment") or {}
-        value = env.get(key)
-        if value is None:  # records carry the software versions too, for runs without a header
-            value = next((r.get(key) for r in run.records if r.get(key) is not None), None)
-        if value is not None:
-            text = f"{value:g}" if isinstance(value, float) else str(value)
-            values[text] += sorted({gpu_id(r) for r in run.records})
-    return values
-
-
-def _shown(values: dict[str, list[str]]) -> list[str]:
-    """The values; where they differ inside one side, each with the GPUs that had it."""
-    if len(values) < 2:
-        return sorted(values)
-    return [f"{v} on {gs[0] if len(gs) == 1 else f'{len(gs)} GPUs'}" for v, gs in sorted(values.items())]
-
-
-def _observed_clock(runs: list[Run]) -> float | None:
-    clocks = [r["sm_clock_mean_mhz"] for run in runs for r in run.records if r.get("sm_clock_mean_mhz")]
-    return float(np.median(clocks)) if clocks else None
-
-
-def _state(known_b: bool, known_c: bool, same: bool) -> str:
-    return "unknown" if known_b != known_c else "same" if same else "differs"
-
-
-def env_diffs(base: list[Run], cand: list[Run]) -> list[EnvDiff]:
-    out = []
-    for key, name in ENV_KEYS.items():
-        b, c = _env_values(base, key), _env_values(cand, key)
-        if b or c:
-            out.append(EnvDiff(name, _shown(b), _shown(c), _state(bool(b), bool(c), set(b) == set(c))))
-    cb, cc = _observed_clock(base), _observed_clock(cand)
-    if cb or cc:
-        close = bool(cb and cc) and abs((cc or 0) / (cb or 1) - 1) <= CLOCK_TOLERANCE
-        fmt = lambda x: [] if x is None else [f"{x:.0f}"]  # noqa: E731
-        out.append(
-            EnvDiff("SM clock in the windows (MHz, median)", fmt(cb), fmt(cc), _state(bool(cb), bool(cc), close))
-        )
-    return out
 
 
 def compare(
@@ -363,8 +299,8 @@ def compare(
     cand_by_gpu: dict[str, dict[tuple[str, str], list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
     names: dict[str, tuple[str, str]] = {}
     for r in (r for run in cand_runs for r in run.records):
-        cand_by_gpu[gpu_id(r)][config_key(r)].append(r)
-        names[gpu_id(r)] = (str(r.get("hostname") or "?"), str(r.get("device_name") or "?"))
+        cand_by_gpu[physical_gpu(r)][config_key(r)].append(r)
+        names[physical_gpu(r)] = (str(r.get("hostname") or "?"), str(r.get("device_name") or "?"))
     comparisons = []
     for gpu, by_key in sorted(cand_by_gpu.items()):
         # a GPU is held to the baseline's configurations of its own kind of device: a GPU is not

@@ -21,7 +21,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench.text import Grid
+from bench.results.identity import node_and_gpu
+from bench.text import Grid, headline_figure, signed_percent
 
 DEFAULT_OUTLIER_PCT = 5.0
 
@@ -41,8 +42,9 @@ def headline(record: dict[str, Any]) -> tuple[float | None, str]:
         value = record.get("tokens_per_s")
     if value is None and key == "tflops":
         value, unit = record.get("gb_per_s"), "GB/s"
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
-    return (float(value) if ok else None), unit
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+        return float(value), unit
+    return None, unit
 
 
 def joint(record: dict[str, Any]) -> bool:
@@ -50,21 +52,10 @@ def joint(record: dict[str, Any]) -> bool:
     return record.get("family") == "collective" or record.get("param_parallel") not in (None, "none")
 
 
-def gpu_key(record: dict[str, Any]) -> tuple[str, str]:
-    """(node, GPU) as people name them: the hostname, and the GPU index (else the rank, else the device)."""
-    index = record.get("gpu_index")
-    name = f"GPU {index}" if index is not None else f"rank {record.get('rank')}"
-    if index is None and record.get("rank") is None:
-        name = str(record.get("device"))
-    return str(record.get("hostname")), name
-
-
-def _num(x: float) -> str:
-    return f"{x:,.0f}" if abs(x) >= 1000 else f"{x:.4g}"
-
-
 @dataclass(frozen=True)
 class Finding:
+    """A GPU named in the summary: an outlier on one configuration, or a failed record."""
+
     node: str
     gpu: str
     uuid: str | None
@@ -77,16 +68,19 @@ class Finding:
     reason: str | None = None  # why the record failed
 
     def line(self) -> str:
+        """The finding as one line: "OUTLIER: ..." or "FAILED: ..."."""
         where = f"{self.node} {self.gpu}" + (f" ({self.uuid})" if self.uuid else "")
         if self.reason is not None:
             return f"FAILED: {where}: {self.workload} {self.label}: {self.reason}"
         assert self.value is not None and self.median is not None and self.shortfall is not None
-        return (f"OUTLIER: {where}: {self.workload} {self.label}: {_num(self.value)} {self.unit}, "
-                f"{100 * self.shortfall:.1f}% under the node median {_num(self.median)}")  # fmt: skip
+        return (f"OUTLIER: {where}: {self.workload} {self.label}: {headline_figure(self.value)} {self.unit}, "
+                f"{100 * self.shortfall:.1f}% under the node median {headline_figure(self.median)}")  # fmt: skip
 
 
 @dataclass
 class GpuRow:
+    """One GPU's row of the summary: configurations compared, its worst shortfall, outliers and failures."""
+
     node: str
     gpu: str
     uuid: str | None
@@ -98,13 +92,16 @@ class GpuRow:
 
 
 @dataclass
-class Summary:
+class NodeSummary:
+    """Each GPU of each node against its siblings: one row per GPU, the outliers and the failed records."""
+
     threshold: float
     gpus: list[GpuRow] = field(default_factory=list)
     outliers: list[Finding] = field(default_factory=list)
     failures: list[Finding] = field(default_factory=list)
 
     def lines(self) -> list[str]:
+        """What the summary found, one line each after a heading line; none when no node has two GPUs."""
         if not self.gpus:
             return []
         what = "GPUs" if all(g.gpu.startswith("GPU") for g in self.gpus) else "processes"
@@ -114,27 +111,26 @@ class Summary:
         return [head, *(verdict or ["no outlier and no failed record"])]
 
     def as_json(self) -> dict[str, Any]:
-        def finding(f: Finding) -> dict[str, Any]:
-            return dict(f.__dict__)
+        """The summary as a run header's `node_summary`."""
 
         return {
             "outlier_threshold": self.threshold,
             "gpus": [dict(g.__dict__) for g in self.gpus],
-            "outliers": [finding(f) for f in self.outliers],
-            "failures": [finding(f) for f in self.failures],
+            "outliers": [dict(f.__dict__) for f in self.outliers],
+            "failures": [dict(f.__dict__) for f in self.failures],
         }
 
 
-def summarize(records: list[dict[str, Any]], threshold: float = DEFAULT_OUTLIER_PCT / 100) -> Summary:
+def summarize(records: list[dict[str, Any]], threshold: float = DEFAULT_OUTLIER_PCT / 100) -> NodeSummary:
     """Every GPU of every node with more than one GPU, against its siblings."""
     per_node: dict[str, set[str]] = defaultdict(set)
     for r in records:
-        node, gpu = gpu_key(r)
+        node, gpu = node_and_gpu(r)
         per_node[node].add(gpu)
-    summary = Summary(threshold)
+    summary = NodeSummary(threshold)
     rows: dict[tuple[str, str], GpuRow] = {}
     for r in records:
-        node, gpu = gpu_key(r)
+        node, gpu = node_and_gpu(r)
         if len(per_node[node]) < 2:
             continue
         row = rows.setdefault((node, gpu), GpuRow(node, gpu, r.get("gpu_uuid")))
@@ -144,7 +140,7 @@ def summarize(records: list[dict[str, Any]], threshold: float = DEFAULT_OUTLIER_
                                             None, None, "", None, str(r.get("reason"))))  # fmt: skip
     groups: dict[tuple[str, str, str], list[tuple[str, float, str, dict[str, Any]]]] = defaultdict(list)
     for r in records:
-        node, gpu = gpu_key(r)
+        node, gpu = node_and_gpu(r)
         value, unit = headline(r)
         if r.get("status") == "ok" and value is not None and len(per_node[node]) >= 2 and not joint(r):
             groups[(node, str(r.get("workload")), str(r.get("label")))].append((gpu, value, unit, r))
@@ -167,12 +163,13 @@ def summarize(records: list[dict[str, Any]], threshold: float = DEFAULT_OUTLIER_
     return summary
 
 
-def summary_grid(summary: Summary) -> Grid:
+def summary_grid(summary: NodeSummary) -> Grid:
+    """The summary's per-GPU rows as a table."""
     what = "GPU" if all(g.gpu.startswith("GPU") for g in summary.gpus) else "process"
     columns = ["node", "GPU", "uuid", "configs", "worst vs median", "worst config", "outliers", "failed"]
     title = f"node summary: each {what} against its node's median (work done alone)"
     grid = Grid(title, columns, right={"configs", "worst vs median", "outliers", "failed"})
     for g in summary.gpus:
-        worst = "-" if g.worst is None else f"{-100 * g.worst:+.1f}%"
+        worst = signed_percent(None if g.worst is None else -g.worst)  # shown as a change: - is slower
         grid.add(g.node, g.gpu, g.uuid or "-", g.compared, worst, g.worst_config or "-", g.outliers, g.failed)
     return grid

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from bench.catalog import prices
 from bench.catalog.gpus import check_date
-from bench.cost.pricing import record_gpu
+from bench.catalog.match import record_gpu
 from bench.errors import first_error
 
 if sys.version_info >= (3, 11):
@@ -49,10 +49,12 @@ class Provenance(BaseModel):
         return check_date(v)
 
     def summary(self) -> str:
+        """Who measured the reference, when and on what machine, in one line."""
         return f"{self.gpu} measured {self.measured_on} by {self.measured_by} on {self.machine}"
 
 
 def read_provenance(folder: Path) -> Provenance:
+    """The folder's provenance.toml, validated; a ReferenceError saying what is wrong otherwise."""
     path = folder / PROVENANCE
     if not path.is_file():
         raise ReferenceError(f"{folder}: no {PROVENANCE}; a reference needs its provenance (see results/README.md)")
@@ -82,10 +84,11 @@ def candidate_gpu(records: list[dict[str, Any]], cat: prices.Catalog) -> str:
             f"no reference for {', '.join(names)}: references are kept for catalog GPUs only "
             "(a CPU, a MIG slice or an unknown device has none); compare against a baseline you name"
         )
-    if len(models) != 1:
-        raise ReferenceError(f"the candidate holds records from several GPU models ({', '.join(sorted(models))}); "
+    ids = {m for m in models if m is not None}
+    if len(ids) != 1:
+        raise ReferenceError(f"the candidate holds records from several GPU models ({', '.join(sorted(ids))}); "
                              "compare them one model at a time")  # fmt: skip
-    return models.pop()  # type: ignore[return-value]
+    return ids.pop()
 
 
 def find(ref_dir: Path, gpu: str) -> tuple[Path, Provenance]:

@@ -3,19 +3,11 @@
 from __future__ import annotations
 
 from bench.compare.model import Result
-from bench.report.table import fmt_time
-from bench.text import Grid
-
-
-def pct(x: float | None) -> str:
-    return "-" if x is None else f"{100 * x:+.1f}%"
-
-
-def interval(low: float | None, high: float | None) -> str:
-    return "-" if low is None or high is None else f"[{100 * low:+.1f}, {100 * high:+.1f}]"
+from bench.text import Grid, duration, markdown_cell, percent_interval, signed_percent
 
 
 def grids(result: Result) -> list[Grid]:
+    """The comparisons, the per-GPU verdicts and the environment, as tables."""
     conf = f"{100 * result.thresholds.confidence:g}% CI"
     rows = Grid(
         f"{result.candidate_label} against {result.baseline_label}",
@@ -24,8 +16,8 @@ def grids(result: Result) -> list[Grid]:
         verdict_column="verdict",
     )
     for c in result.comparisons:
-        rows.add(c.gpu, c.workload, c.config, fmt_time(c.baseline_median_s), fmt_time(c.candidate_median_s),
-                 pct(c.change), interval(c.ci_low, c.ci_high), c.verdict, c.why)  # fmt: skip
+        rows.add(c.gpu, c.workload, c.config, duration(c.baseline_median_s), duration(c.candidate_median_s),
+                 signed_percent(c.change), percent_interval(c.ci_low, c.ci_high), c.verdict, c.why)  # fmt: skip
     per_gpu = Grid(
         "per GPU",
         ["GPU", "device", "verdict", "compared", "Δ time (geomean)", "PASS", "WARN", "FAIL", "MISSING", "NEW"],
@@ -33,7 +25,7 @@ def grids(result: Result) -> list[Grid]:
         verdict_column="verdict",
     )
     for g in result.gpus:
-        per_gpu.add(g.gpu, g.device_name, g.verdict, g.compared, pct(g.geomean_change), *g.counts.values())
+        per_gpu.add(g.gpu, g.device_name, g.verdict, g.compared, signed_percent(g.geomean_change), *g.counts.values())
     env = Grid("environment", ["field", "baseline", "candidate", "differs"])
     for d in result.env:
         env.add(
@@ -53,7 +45,8 @@ def lines(result: Result) -> list[str]:
             out.append(f"warning: {d.key} differs: baseline {', '.join(d.baseline) or '-'}, "
                        f"candidate {', '.join(d.candidate) or '-'}")  # fmt: skip
     for s in result.slowest:
-        out.append(f"slowest GPU on {s.node}: {s.gpu} ({s.device_name}), median time {pct(s.geomean_change)} "
+        out.append(f"slowest GPU on {s.node}: {s.gpu} ({s.device_name}), "
+                   f"median time {signed_percent(s.geomean_change)} "
                    f"(geometric mean over {s.compared} configurations), {s.verdict}")  # fmt: skip
     th = result.thresholds
     out.append(
@@ -68,7 +61,6 @@ def lines(result: Result) -> list[str]:
 
 
 def markdown(result: Result) -> str:
+    """The tables and the lines under them, as Markdown."""
     body = "\n".join(g.markdown() for g in grids(result))
-    from bench.text import markdown_cell
-
     return body + "\n" + "\n".join(f"- {markdown_cell(line)}" for line in lines(result)) + "\n"

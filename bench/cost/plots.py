@@ -15,7 +15,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from bench.catalog.prices import Catalog
-from bench.cost.pricing import CostReport, GpuCost, owned_for, rented_usd_per_useful_hour, usd_per_mtok
+from bench.cost.model import rented_usd_per_useful_hour, usd_per_mtok
+from bench.cost.pricing import CostReport, GpuCost, owned_for
 from bench.cost.report import PARAMETER_TEXT
 
 UTILISATION = np.linspace(0.05, 1.0, 96)
@@ -126,6 +127,7 @@ def tornado_plot(cat: Catalog, gc: GpuCost) -> plt.Figure | None:
 
 
 def write_plots(report: CostReport, out_dir: Path) -> list[Path]:
+    """Each GPU model's utilisation and tornado plots into `out_dir`, as PNG and SVG; the paths written."""
     out_dir.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     for gc in report.gpus.values():

@@ -1,293 +1,29 @@
-"""Cost per token: owning GPUs against renting them (DESIGN: cost model). Pure arithmetic on records.
+"""Pricing records and given rates: owned at the catalog's site against each rental offer, per GPU model.
 
-The formulas:
-
-- Capital recovery factor CRF(r, n) = r(1+r)^n / ((1+r)^n - 1); 1/n at r = 0 (straight line).
-- Owned $ per wall-clock GPU-hour = capital x (CRF + maintenance share) / 8760
-  + colocation $/kW-month x provisioned kW x 12 / 8760
-  + energy: (active kW x u + idle kW x (1 - u)) x PUE x $/kWh.
-- $ per useful GPU-hour = $ per wall hour / u (an idle hour is paid for too).
-- $/Mtok = $ per useful GPU-hour / (tokens/s per GPU x 3600 / 1e6).
-- Rented $ per useful GPU-hour: the price on demand (paid per hour used); price / u on a 1- or
-  3-year term (every hour of the term is paid, so it idles like an owned GPU).
-- Break-even against an on-demand price R: owning is cheaper above
-  u* = (F + E_idle) / (R + E_idle - E_active), with F the fixed $ per wall hour and E the energy
-  $ per hour at the active and idle power. Against a committed price both sides pay every hour:
-  owning is cheaper while F + E_idle + (E_active - E_idle) u < R.
-- Months to break even (discounted payback at the cost of capital r): with S the monthly saving
-  (rent paid - maintenance, colocation and energy) and r_m = (1 + r)^(1/12) - 1, the n at which
-  S's present value repays the capital C: n = -ln(1 - r_m C / S) / ln(1 + r_m); C / S when r = 0.
-- Training run: FLOPs = 6 N D; GPU-hours = FLOPs / (MFU x dense peak) / 3600; days = GPU-hours / GPUs / 24.
+The formulas are bench/cost/model.py; what is priced (a record's token rates and power) is
+bench/cost/subjects.py. Here the catalog's figures meet them: the owned GPU at the site, the
+offers, break-even and sensitivity per GPU model, the $/Mtok rows, and a training-run projection.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import math
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from bench.catalog import gpus
 from bench.catalog.prices import SENSITIVITY_KEYS, Catalog, Offer
-
-HOURS_PER_YEAR = 8760.0
-HOURS_PER_MONTH = HOURS_PER_YEAR / 12
-
-
-def crf(rate: float, years: float) -> float:
-    """Capital recovery factor: the share of the capital paid each year to repay it with interest."""
-    if years <= 0:
-        raise ValueError(f"depreciation years must be positive, got {years}")
-    if rate == 0:
-        return 1.0 / years
-    g = (1.0 + rate) ** years
-    return rate * g / (g - 1.0)
-
-
-@dataclass(frozen=True)
-class Owned:
-    """One owned GPU and its site (per GPU: its share of the server and the network)."""
-
-    capital_usd: float  # per GPU, server and network share included
-    years: float  # depreciation period
-    rate: float  # cost of capital per year
-    maintenance_share: float  # per year, of the capital
-    colo_usd_per_kw_month: float
-    provisioned_kw: float  # all-in power provisioned per GPU (server share, cooling excluded)
-    pue: float
-    usd_per_kwh: float
-    active_kw: float  # measured mean power while working
-    idle_kw: float  # measured idle power
-
-    def capital_usd_per_hour(self) -> float:
-        """Capital recovery: capital x CRF, spread over every hour of the year."""
-        return self.capital_usd * crf(self.rate, self.years) / HOURS_PER_YEAR
-
-    def maintenance_usd_per_hour(self) -> float:
-        return self.capital_usd * self.maintenance_share / HOURS_PER_YEAR
-
-    def colo_usd_per_hour(self) -> float:
-        return self.colo_usd_per_kw_month * self.provisioned_kw * 12 / HOURS_PER_YEAR
-
-    def fixed_usd_per_hour(self) -> float:
-        """What an owned GPU costs per wall-clock hour whether it works or not (energy aside)."""
-        return self.capital_usd_per_hour() + self.maintenance_usd_per_hour() + self.colo_usd_per_hour()
-
-    def energy_usd_per_hour(self, kw: float) -> float:
-        return kw * self.pue * self.usd_per_kwh
-
-    def usd_per_wall_hour(self, utilisation: float) -> float:
-        return self.fixed_usd_per_hour() + self.energy_usd_per_wall_hour(utilisation)
-
-    def energy_usd_per_wall_hour(self, utilisation: float) -> float:
-        u = _utilisation(utilisation)
-        return self.energy_usd_per_hour(self.active_kw) * u + self.energy_usd_per_hour(self.idle_kw) * (1 - u)
-
-    def usd_per_useful_hour(self, utilisation: float) -> float:
-        return self.usd_per_wall_hour(utilisation) / _utilisation(utilisation)
-
-    def break_even_utilisation(self, rent_usd_per_hour: float) -> float | None:
-        """The utilisation above which owning is cheaper per useful hour; None if never in (0, 1]."""
-        fixed = self.fixed_usd_per_hour()
-        active, idle = self.energy_usd_per_hour(self.active_kw), self.energy_usd_per_hour(self.idle_kw)
-        denominator = rent_usd_per_hour + idle - active
-        if denominator <= 0:
-            return None
-        u = (fixed + idle) / denominator
-        return u if 0 < u <= 1 else None
-
-
-def _utilisation(u: float) -> float:
-    if not 0 < u <= 1:
-        raise ValueError(f"utilisation must be in (0, 1], got {u}")
-    return u
-
-
-def usd_per_mtok(usd_per_gpu_hour: float, tokens_per_s: float) -> float:
-    """$ per million tokens at a $ per (useful) GPU-hour and a rate in tokens/s per GPU."""
-    if tokens_per_s <= 0:
-        raise ValueError(f"tokens/s must be positive, got {tokens_per_s}")
-    return usd_per_gpu_hour / (tokens_per_s * 3600 / 1e6)
-
-
-def rented_usd_per_useful_hour(usd_per_gpu_hour: float, committed: bool, utilisation: float) -> float:
-    """On demand only used hours are paid; on a committed term every hour is, used or not."""
-    return usd_per_gpu_hour / _utilisation(utilisation) if committed else usd_per_gpu_hour
-
-
-@dataclass(frozen=True)
-class BreakEven:
-    """Owned against one rental price: where owning gets cheaper, and how soon it pays back."""
-
-    verdict: str  # e.g. "owning cheaper above 41%", "renting cheaper at any utilisation"
-    utilisation: float | None  # the crossing point in (0, 1]; None when there is none
-    owning_cheaper_at_site: bool  # at the site's utilisation
-    payback_months: float | None  # None when owning never saves money each month
-
-
-def break_even(owned: Owned, price: float, committed: bool, utilisation: float) -> BreakEven:
-    fixed = owned.fixed_usd_per_hour()
-    e_active, e_idle = owned.energy_usd_per_hour(owned.active_kw), owned.energy_usd_per_hour(owned.idle_kw)
-    cheaper_now = owned.usd_per_useful_hour(utilisation) < rented_usd_per_useful_hour(price, committed, utilisation)
-    crossing: float | None = None
-    if not committed:
-        crossing = owned.break_even_utilisation(price)
-        verdict = "renting cheaper at any utilisation" if crossing is None else f"owning cheaper above {crossing:.0%}"
-    else:
-        at_idle, at_full = fixed + e_idle, fixed + e_active  # owned $ per wall hour at u -> 0 and u = 1
-        if max(at_idle, at_full) < price:
-            verdict = "owning cheaper at any utilisation"
-        elif min(at_idle, at_full) >= price:
-            verdict = "renting cheaper at any utilisation"
-        else:  # energy tips it: owning gets dearer as u grows (more active hours) when e_active > e_idle
-            crossing = (price - at_idle) / (e_active - e_idle)
-            side = "below" if e_active > e_idle else "above"
-            verdict = f"owning cheaper {side} {crossing:.0%}"
-    rent_per_month = price * HOURS_PER_MONTH * (1.0 if committed else utilisation)
-    operating = owned.usd_per_wall_hour(utilisation) - owned.capital_usd_per_hour()
-    saving_per_month = rent_per_month - operating * HOURS_PER_MONTH
-    return BreakEven(verdict, crossing, cheaper_now, payback_months(owned.capital_usd, saving_per_month, owned.rate))
-
-
-def payback_months(capital: float, saving_per_month: float, rate: float) -> float | None:
-    """Months of savings whose present value at the cost of capital repays the capital; None if never."""
-    if saving_per_month <= 0:
-        return None
-    if rate == 0:
-        return capital / saving_per_month
-    r_m = (1.0 + rate) ** (1 / 12) - 1.0
-    if r_m * capital >= saving_per_month:  # the interest alone eats the saving
-        return None
-    return -math.log(1.0 - r_m * capital / saving_per_month) / math.log1p(r_m)
-
-
-# --- what is priced: records and given rates ----------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Power:
-    """Active and idle power of one GPU and where each figure comes from."""
-
-    active_w: float
-    idle_w: float
-    active_from: str  # "measured", "given" or "estimate: ..."
-    idle_from: str
-
-    @property
-    def estimated(self) -> bool:
-        return self.active_from.startswith("estimate") or self.idle_from.startswith("estimate")
-
-
-def power_for(spec: gpus.GpuSpec, active_w: float | None, idle_w: float | None, how: str = "measured") -> Power:
-    """Measured (or given) power where there is some; the catalog TDP only as a labelled estimate."""
-    if active_w is not None and active_w > 0:
-        active, active_from = float(active_w), how
-    else:
-        active, active_from = spec.tdp_w, f"estimate: TDP {spec.tdp_w:g} W (no power measured)"
-    if idle_w is not None and idle_w > 0:
-        idle, idle_from = float(idle_w), how
-    else:  # no source gives a GPU's idle draw in general; count idle hours at the active power
-        idle, idle_from = active, "estimate: the active power (no idle baseline measured; an upper bound)"
-    return Power(active, idle, active_from, idle_from)
-
-
-@dataclass(frozen=True)
-class Subject:
-    """One thing to price: a measured record, or a rate the user gave."""
-
-    gpu: str
-    label: str  # workload and configuration
-    bases: tuple[tuple[str, float], ...]  # (token kind, tokens/s per GPU), e.g. ("output", 1557.0)
-    power: Power
-    run_id: str | None = None
-    seq: int | None = None
-    workload: str | None = None
-    batch: int | None = None
-    per_user_tokens_per_s: float | None = None  # decode: the interactivity the cost goes with
-    mfu: float | None = None
-    compute_dtype: str | None = None
-
-
-def token_bases(record: dict[str, Any]) -> list[tuple[str, float]]:
-    """Tokens/s per GPU by kind: decode output, input and total; prefill input; training trained.
-
-    Only the LLM workloads are priced: a kernel's "tokens" (attention's query positions) are not
-    tokens anyone pays for."""
-    tps = _num(record.get("tokens_per_s"))
-    workload = record.get("workload")
-    if workload == "decode":
-        out = _num(record.get("output_tokens_per_s")) or tps
-        prompt, new = _num(record.get("param_prompt_len")), _num(record.get("param_new_tokens"))
-        if out is None:
-            return []
-        if not prompt or not new:
-            return [("output", out)]
-        inp = out * prompt / new  # the same calls read B x N prompt tokens for every B x M they write
-        return [("output", out), ("input", inp), ("total", out + inp)]
-    kind = {"train": "trained", "prefill": "input"}.get(str(workload))
-    return [(kind, tps)] if kind and tps is not None else []
-
-
-def _num(value: Any) -> float | None:
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        return None
-    return x if math.isfinite(x) and x > 0 else None
-
-
-def _record_spec(record: dict[str, Any], cat: Catalog) -> tuple[gpus.GpuSpec | None, str | None]:
-    # Matched again with the merged catalog, so a user's [[gpu]] entry can claim a device the run did not know.
-    return gpus.catalog_spec(str(record.get("device_name") or ""), cat.gpu_list())
-
-
-def record_gpu(record: dict[str, Any], cat: Catalog) -> str | None:
-    """The catalog GPU id a record ran on; None for a CPU, a MIG slice or an unknown device."""
-    spec, _ = _record_spec(record, cat)
-    return spec.id if spec else None
-
-
-def subjects_from_records(records: Iterable[dict[str, Any]], cat: Catalog) -> tuple[list[Subject], list[dict]]:
-    """Every ok record with a token rate on a catalog GPU, and why each other record is not priced."""
-    subjects: list[Subject] = []
-    skipped: list[dict[str, Any]] = []
-    for r in records:
-        where = {"run_id": r.get("run_id"), "seq": r.get("seq"), "workload": r.get("workload")}
-        if r.get("status") != "ok":
-            skipped.append({**where, "reason": f"status {r.get('status')}, not ok"})
-            continue
-        bases = token_bases(r)
-        if not bases:
-            llm = r.get("workload") in ("train", "prefill", "decode")
-            why = "no token rate in the record" if llm else "a kernel benchmark (no tokens to price)"
-            skipped.append({**where, "reason": why})
-            continue
-        spec, why = _record_spec(r, cat)
-        if spec is None:
-            skipped.append({**where, "reason": f"not a catalog GPU: {why}"})
-            continue
-        subjects.append(
-            Subject(
-                gpu=spec.id,
-                label=str(r.get("label") or r.get("workload")),
-                bases=tuple(bases),
-                power=power_for(spec, _num(r.get("power_mean_w")), _num(r.get("idle_power_w"))),
-                run_id=r.get("run_id"),
-                seq=r.get("seq"),
-                workload=r.get("workload"),
-                batch=r.get("param_batch"),
-                per_user_tokens_per_s=_num(r.get("per_user_tokens_per_s")),
-                mfu=_num(r.get("mfu")),
-                compute_dtype=r.get("compute_dtype"),
-            )
-        )
-    return subjects, skipped
-
-
-# --- the analysis -------------------------------------------------------------------------------
+from bench.cost.model import (
+    BreakEven,
+    Owned,
+    break_even,
+    cost_ratio,
+    rented_usd_per_useful_hour,
+    training_flops,
+    training_gpu_hours,
+    usd_per_mtok,
+)
+from bench.cost.subjects import Power, Subject, not_priced
 
 SITE_OVERRIDES = ("depreciation_years", "pue", "usd_per_kwh", "maintenance_share", "capital")
 
@@ -320,6 +56,8 @@ def owned_for(cat: Catalog, gpu_id: str, power: Power, **overrides: float) -> Ow
 
 @dataclass(frozen=True)
 class Sensitivity:
+    """One site figure swung over its range, the rest held: owned / rented cost at each end."""
+
     parameter: str
     low: float
     high: float
@@ -327,14 +65,6 @@ class Sensitivity:
     ratio_high: float
     owned_usd_per_useful_hour_low: float
     owned_usd_per_useful_hour_high: float
-
-
-def cost_ratio(owned: Owned, offer: Offer, utilisation: float, price_factor: float = 1.0) -> float:
-    """Owned / rented cost per useful hour; below 1 owning is cheaper.
-
-    The same ratio holds for $/Mtok at any token rate, since both divide by the same tokens."""
-    rent = rented_usd_per_useful_hour(offer.usd_per_gpu_hour * price_factor, offer.committed, utilisation)
-    return owned.usd_per_useful_hour(utilisation) / rent
 
 
 def sensitivity(cat: Catalog, gpu_id: str, power: Power, offer: Offer) -> list[Sensitivity]:
@@ -393,6 +123,7 @@ def project_training(
     dtype: str = "bf16",
     offers: list[Offer] | None = None,
 ) -> Projection:
+    """A training run of `params` on `tokens` over `n_gpus` at `mfu`: its GPU-hours, days, energy and $."""
     if params <= 0 or tokens <= 0 or n_gpus <= 0:
         raise ValueError("training projection: parameters, tokens and GPUs must be positive")
     if not 0 < mfu <= 1:
@@ -400,8 +131,8 @@ def project_training(
     peak = gpus.peak_flops(cat.gpus[gpu_id], dtype)
     if peak is None:
         raise ValueError(f"training projection: the catalog has no {dtype} peak for {gpu_id}")
-    flops = 6.0 * params * tokens
-    gpu_hours = flops / (mfu * peak) / 3600
+    flops = training_flops(params, tokens)
+    gpu_hours = training_gpu_hours(flops, mfu, peak)
     u = cat.value("utilisation")
     rates: dict[str, float] = {}
     owned = owned_for(cat, gpu_id, power)
@@ -450,6 +181,7 @@ def focus_subject(subjects: list[Subject]) -> Subject:
 
 
 def analyse_gpu(cat: Catalog, gpu_id: str, subjects: list[Subject], extra_offers: list[Offer]) -> GpuCost:
+    """One GPU model: its offers, and owned, break-even and sensitivity at the focus subject's power."""
     offers = [*extra_offers, *cat.offers_for(gpu_id)]
     focus = focus_subject(subjects)
     owned = owned_for(cat, gpu_id, focus.power)
@@ -496,48 +228,61 @@ def _scenarios(cat: Catalog, s: Subject, gc: GpuCost, u: float) -> list[tuple[st
     return out
 
 
+def subject_rows(cat: Catalog, s: Subject, gc: GpuCost) -> list[dict[str, Any]]:
+    """One subject's rows of the $/Mtok table: one per token kind and scenario (owned, each offer)."""
+    u = cat.value("utilisation")
+    scenarios = _scenarios(cat, s, gc, u)
+    owned_hour = next((hour for name, hour, _ in scenarios if name == "owned"), None)
+    rows: list[dict[str, Any]] = []
+    for kind, tps in s.bases:
+        for scenario, hour, fields in scenarios:
+            rows.append(
+                {
+                    "run_id": s.run_id,
+                    "seq": s.seq,
+                    "workload": s.workload,
+                    "label": s.label,
+                    "gpu": s.gpu,
+                    "batch": s.batch,
+                    "tokens": kind,
+                    "tokens_per_s": tps,
+                    "per_user_tokens_per_s": s.per_user_tokens_per_s,
+                    "power_w": s.power.active_w,
+                    "power_from": s.power.active_from,
+                    "idle_power_w": s.power.idle_w,
+                    "idle_power_from": s.power.idle_from,
+                    "utilisation": u,
+                    "scenario": scenario,
+                    **fields,
+                    "usd_per_useful_gpu_hour": hour,
+                    "usd_per_mtok": usd_per_mtok(hour, tps),
+                    "owned_usd_per_mtok": usd_per_mtok(owned_hour, tps) if owned_hour is not None else None,
+                }
+            )
+    return rows
+
+
 def price_rows(cat: Catalog, subjects: list[Subject], costs: dict[str, GpuCost]) -> list[dict[str, Any]]:
     """One row per subject, token kind and scenario (owned, each offer): the $/Mtok table, long form."""
-    u = cat.value("utilisation")
-    rows: list[dict[str, Any]] = []
-    for s in subjects:
-        scenarios = _scenarios(cat, s, costs[s.gpu], u)
-        owned_hour = next((hour for name, hour, _ in scenarios if name == "owned"), None)
-        for kind, tps in s.bases:
-            for scenario, hour, fields in scenarios:
-                rows.append(
-                    {
-                        "run_id": s.run_id,
-                        "seq": s.seq,
-                        "workload": s.workload,
-                        "label": s.label,
-                        "gpu": s.gpu,
-                        "batch": s.batch,
-                        "tokens": kind,
-                        "tokens_per_s": tps,
-                        "per_user_tokens_per_s": s.per_user_tokens_per_s,
-                        "power_w": s.power.active_w,
-                        "power_from": s.power.active_from,
-                        "idle_power_w": s.power.idle_w,
-                        "idle_power_from": s.power.idle_from,
-                        "utilisation": u,
-                        "scenario": scenario,
-                        **fields,
-                        "usd_per_useful_gpu_hour": hour,
-                        "usd_per_mtok": usd_per_mtok(hour, tps),
-                        "owned_usd_per_mtok": usd_per_mtok(owned_hour, tps) if owned_hour is not None else None,
-                    }
-                )
-    return rows
+    return [row for s in subjects for row in subject_rows(cat, s, costs[s.gpu])]
 
 
 @dataclass
 class CostReport:
+    """The priced subjects, the records left out and why, each GPU model's analysis and the $/Mtok rows."""
+
     catalog: Catalog
     subjects: list[Subject]
     skipped: list[dict[str, Any]]
     gpus: dict[str, GpuCost]
     rows: list[dict[str, Any]]
+
+    def rows_of(self, subject: Subject) -> list[dict[str, Any]]:
+        """The rows of one priced subject, as in `rows`.
+
+        Computed again rather than picked from `rows` by run id and seq: the ranks of one run
+        share those, so only the subject itself tells its rows apart."""
+        return subject_rows(self.catalog, subject, self.gpus[subject.gpu])
 
 
 def analyse(
@@ -546,13 +291,14 @@ def analyse(
     skipped: list[dict[str, Any]] | None = None,
     extra_offers: list[Offer] | None = None,
 ) -> CostReport:
+    """Price every subject on a GPU the catalog (or `extra_offers`) has a price for; the others join `skipped`."""
     extra = extra_offers or []
     skipped = list(skipped or [])
     priceable = []
     for s in subjects:
         if cat.server_for(s.gpu) is None and not cat.offers_for(s.gpu) and not any(o.gpu == s.gpu for o in extra):
             reason = f"no owned server price and no rental offer for {s.gpu} in the catalog; add them with --catalog"
-            skipped.append({"run_id": s.run_id, "seq": s.seq, "workload": s.workload, "reason": reason})
+            skipped.append(not_priced(s.run_id, s.seq, s.workload, reason))
         else:
             priceable.append(s)
     subjects = priceable
@@ -582,7 +328,7 @@ def projection_for(
         raise ValueError(f"training projection for {gc.gpu}: no training record with an MFU; pass --mfu")
 
     def dtype_of(s: Subject) -> str:
-        return s.compute_dtype if s.compute_dtype in gpus.PEAK_DTYPES else "bf16"  # type: ignore[return-value]
+        return s.compute_dtype if s.compute_dtype in gpus.PEAK_DTYPES else "bf16"
 
     def achieved(s: Subject) -> float:  # FLOP/s, so a bf16 record at 40% does not beat fp8 at 30%
         return (s.mfu or 0.0) * (gpus.peak_flops(cat.gpus[gc.gpu], dtype_of(s)) or 0.0)
@@ -611,7 +357,7 @@ def given_offer(gpu_id: str, usd_per_gpu_hour: float, term: str = "on-demand") -
         gpu=gpu_id,
         provider="(given)",
         product="--usd-per-gpu-hour",
-        term=term,  # type: ignore[arg-type]
+        term=term,
         usd_per_gpu_hour=usd_per_gpu_hour,
         date=dt.date.today().isoformat(),
         source="command line",

@@ -6,7 +6,6 @@ Reporting only: reads a `CostReport` (bench/cost/pricing.py), computes nothing n
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections import Counter
 from typing import Any
 
@@ -15,7 +14,9 @@ from rich.console import RenderableType
 from rich.table import Table
 
 from bench.catalog.prices import SITE_BOUNDS, Catalog, Offer, Sourced
-from bench.cost.pricing import CostReport, GpuCost, crf
+from bench.cost.model import crf, rented_usd_per_useful_hour
+from bench.cost.pricing import CostReport, GpuCost
+from bench.text import token_rate, usd, whole_percent
 
 TERM_SHORT = {"on-demand": "on-demand", "1-year": "1-yr", "3-year": "3-yr"}
 PARAMETER_TEXT = {
@@ -29,21 +30,6 @@ PARAMETER_TEXT = {
 }
 
 
-def money(value: float | None, digits: int = 2) -> str:
-    return "-" if value is None or not math.isfinite(value) else f"${value:,.{digits}f}"
-
-
-def rate(value: float | None) -> str:
-    """A token rate: whole numbers with thousands separators from 100 up, 3 significant digits below."""
-    if value is None or not math.isfinite(value):
-        return "-"
-    return f"{value:,.0f}" if value >= 100 else f"{value:.3g}"
-
-
-def pct(value: float | None) -> str:
-    return "-" if value is None else f"{100 * value:.0f}%"
-
-
 def _weak(item: Sourced) -> str:
     return "*" if item.weak else ""
 
@@ -53,6 +39,7 @@ def _source(item: Sourced) -> str:
 
 
 def site_value_text(name: str, value: float) -> str:
+    """A site figure with its unit: "60%", "$0.1/kWh", "5 years"."""
     if name in ("cost_of_capital", "maintenance_share", "utilisation"):
         return f"{100 * value:g}%"
     if name == "usd_per_kwh":
@@ -65,6 +52,7 @@ def site_value_text(name: str, value: float) -> str:
 
 
 def site_table(cat: Catalog) -> Table:
+    """Every site figure of the owned scenario, with its date and source (* marks a weak one)."""
     t = Table(title="Site assumptions (owned scenario)", title_justify="left", header_style="bold")
     for col in ("figure", "value", "date", "source"):
         t.add_column(col, overflow="fold")
@@ -75,13 +63,16 @@ def site_table(cat: Catalog) -> Table:
 
 
 def owned_table(cat: Catalog, gc: GpuCost) -> Table | None:
+    """The owned GPU's $ per hour item by item, each with its formula; None without a server price."""
     o, server = gc.owned, cat.server_for(gc.gpu)
     if o is None or server is None:
         return None
     u = cat.value("utilisation")
     p = gc.focus.power
     t = Table(
-        title=f"Owned {gc.gpu}: $ per GPU-hour at {pct(u)} utilisation", title_justify="left", header_style="bold"
+        title=f"Owned {gc.gpu}: $ per GPU-hour at {whole_percent(u)} utilisation",
+        title_justify="left",
+        header_style="bold",
     )
     t.add_column("item", overflow="fold")
     t.add_column("formula", overflow="fold")
@@ -89,38 +80,38 @@ def owned_table(cat: Catalog, gc: GpuCost) -> Table | None:
     share = server.network_share
     t.add_row(
         f"server{_weak(server)}: {server.product}, {server.date}",
-        f"{money(server.usd, 0)} / {server.gpus} GPUs / (1 - {share:g} network share) = {money(o.capital_usd, 0)}"
-        f" per GPU",
+        f"{usd(server.usd, 0)} / {server.gpus} GPUs / (1 - {share:g} network share) = {usd(o.capital_usd, 0)} per GPU",
         "",
     )
     t.add_row(
         "capital recovery",
-        f"{money(o.capital_usd, 0)} x CRF({100 * o.rate:g}%, {o.years:g} y) {crf(o.rate, o.years):.4f} / 8760 h",
-        money(o.capital_usd_per_hour(), 3),
+        f"{usd(o.capital_usd, 0)} x CRF({100 * o.rate:g}%, {o.years:g} y) {crf(o.rate, o.years):.4f} / 8760 h",
+        usd(o.capital_usd_per_hour(), 3),
     )
     t.add_row(
         "maintenance",
-        f"{money(o.capital_usd, 0)} x {100 * o.maintenance_share:g}% / 8760 h",
-        money(o.maintenance_usd_per_hour(), 3),
+        f"{usd(o.capital_usd, 0)} x {100 * o.maintenance_share:g}% / 8760 h",
+        usd(o.maintenance_usd_per_hour(), 3),
     )
     t.add_row(
         "colocation",
         f"{o.provisioned_kw:g} kW provisioned x ${o.colo_usd_per_kw_month:g}/kW-month x 12 / 8760 h",
-        money(o.colo_usd_per_hour(), 3),
+        usd(o.colo_usd_per_hour(), 3),
     )
     t.add_row(
         "energy",
-        f"({p.active_w:.0f} W x {pct(u)} + {p.idle_w:.0f} W idle x {pct(1 - u)}) x PUE {o.pue:g} x ${o.usd_per_kwh:g}"
-        f"/kWh; GPU board power only (the host's share is not measured); active: {p.active_from}; idle: "
-        f"{p.idle_from}",
-        money(o.energy_usd_per_wall_hour(u), 3),
+        f"({p.active_w:.0f} W x {whole_percent(u)} + {p.idle_w:.0f} W idle x {whole_percent(1 - u)}) x PUE {o.pue:g}"
+        f" x ${o.usd_per_kwh:g}/kWh; GPU board power only (the host's share is not measured); "
+        f"active: {p.active_from}; idle: {p.idle_from}",
+        usd(o.energy_usd_per_wall_hour(u), 3),
     )
-    t.add_row("per wall-clock hour", "sum of the above", money(o.usd_per_wall_hour(u), 3))
-    t.add_row("per useful hour", f"/ {pct(u)} utilisation", f"[bold]{money(o.usd_per_useful_hour(u), 3)}[/]")
+    t.add_row("per wall-clock hour", "sum of the above", usd(o.usd_per_wall_hour(u), 3))
+    t.add_row("per useful hour", f"/ {whole_percent(u)} utilisation", f"[bold]{usd(o.usd_per_useful_hour(u), 3)}[/]")
     return t
 
 
 def offers_table(cat: Catalog, gc: GpuCost) -> Table:
+    """Each rental offer, its $ per useful hour, and owning against it: break-even and payback."""
     u = cat.value("utilisation")
     life = cat.value("depreciation_years") * 12
     owned_at = f" (owned at {gc.focus.power.active_w:.0f} W)" if gc.owned else " (no owned price to compare)"
@@ -134,7 +125,7 @@ def offers_table(cat: Catalog, gc: GpuCost) -> Table:
         ("offer", "left"),
         ("term", "left"),
         ("$/GPU-h", "right"),
-        (f"$/useful h at {pct(u)}", "right"),
+        (f"$/useful h at {whole_percent(u)}", "right"),
         ("date", "left"),
         ("break-even", "left"),
         ("payback months", "right"),
@@ -150,8 +141,8 @@ def offers_table(cat: Catalog, gc: GpuCost) -> Table:
             key,
             f"{offer.provider}: {offer.product}",
             offer.term,
-            money(offer.usd_per_gpu_hour) + _weak(offer),
-            money(_useful(offer, u)),
+            usd(offer.usd_per_gpu_hour) + _weak(offer),
+            usd(_useful(offer, u)),
             offer.date,
             be.verdict if be else "-",
             months,
@@ -166,15 +157,16 @@ def offer_keys(gc: GpuCost) -> list[str]:
 
 
 def _useful(offer: Offer, u: float) -> float:
-    return offer.usd_per_gpu_hour / u if offer.committed else offer.usd_per_gpu_hour
+    return rented_usd_per_useful_hour(offer.usd_per_gpu_hour, offer.committed, u)
 
 
 def mtok_table(report: CostReport, gc: GpuCost) -> Table:
     """Rows: each priced record and token kind; columns: owned and each offer, keyed as in the offers table."""
     rows = [r for r in report.rows if r["gpu"] == gc.gpu]
     has_owned = gc.owned is not None
+    u = report.catalog.value("utilisation")
     t = Table(
-        title=f"$ per million tokens on {gc.gpu}: owned at {pct(report.catalog.value('utilisation'))} utilisation, "
+        title=f"$ per million tokens on {gc.gpu}: owned at {whole_percent(u)} utilisation, "
         "and under each offer (keys as in the offers table; each token kind carries the whole cost)",
         title_justify="left",
         header_style="bold",
@@ -201,16 +193,17 @@ def mtok_table(report: CostReport, gc: GpuCost) -> Table:
         t.add_row(
             seq + first["label"],
             first["tokens"],
-            rate(first["tokens_per_s"]),
-            rate(first["per_user_tokens_per_s"]),
+            token_rate(first["tokens_per_s"]),
+            token_rate(first["per_user_tokens_per_s"]),
             watts,
-            *((money(cells["owned"]["usd_per_mtok"], 4),) if has_owned else ()),
-            *(money(cells[o.id]["usd_per_mtok"], 4) if o.id in cells else "-" for o in gc.offers),
+            *((usd(cells["owned"]["usd_per_mtok"], 4),) if has_owned else ()),
+            *(usd(cells[o.id]["usd_per_mtok"], 4) if o.id in cells else "-" for o in gc.offers),
         )
     return t
 
 
 def sensitivity_table(cat: Catalog, gc: GpuCost) -> Table | None:
+    """Owned / rented cost as each figure swings over its range, widest first; None without both prices."""
     if not gc.sensitivity or gc.reference is None or gc.owned is None:
         return None
     u = cat.value("utilisation")
@@ -218,7 +211,7 @@ def sensitivity_table(cat: Catalog, gc: GpuCost) -> Table | None:
     base = gc.owned.usd_per_useful_hour(u) / _useful(ref, u)
     t = Table(
         title=f"Sensitivity on {gc.gpu}, one figure at a time: owned / rented cost against {ref.provider} "
-        f"{ref.term} ({money(ref.usd_per_gpu_hour)}/GPU-h, the cheapest offer); base {base:.2f} (below 1 owning is "
+        f"{ref.term} ({usd(ref.usd_per_gpu_hour)}/GPU-h, the cheapest offer); base {base:.2f} (below 1 owning is "
         "cheaper)",
         title_justify="left",
         header_style="bold",
@@ -238,8 +231,8 @@ def sensitivity_table(cat: Catalog, gc: GpuCost) -> Table | None:
             PARAMETER_TEXT[s.parameter],
             f"{s.low:g}",
             f"{s.high:g}",
-            money(s.owned_usd_per_useful_hour_low, 3),
-            money(s.owned_usd_per_useful_hour_high, 3),
+            usd(s.owned_usd_per_useful_hour_low, 3),
+            usd(s.owned_usd_per_useful_hour_high, 3),
             f"{s.ratio_low:.2f}",
             f"{s.ratio_high:.2f}",
         )
@@ -247,6 +240,7 @@ def sensitivity_table(cat: Catalog, gc: GpuCost) -> Table | None:
 
 
 def projection_table(gc: GpuCost) -> Table | None:
+    """The training-run projection step by step, and its $ owned and under each offer; None without one."""
     p = gc.projection
     if p is None:
         return None
@@ -258,24 +252,27 @@ def projection_table(gc: GpuCost) -> Table | None:
     t.add_column("item", overflow="fold")
     t.add_column("value", justify="right", overflow="fold")
     t.add_row("FLOPs = 6 N D", f"{p.flops:.3e}")
-    t.add_row(f"MFU ({p.mfu_from})", pct(p.mfu) if p.mfu >= 0.01 else f"{100 * p.mfu:.2g}%")
+    t.add_row(f"MFU ({p.mfu_from})", whole_percent(p.mfu) if p.mfu >= 0.01 else f"{100 * p.mfu:.2g}%")
     t.add_row(f"dense {p.dtype} peak", f"{p.peak_flops / 1e12:g} TFLOP/s")
     t.add_row("GPU-hours = FLOPs / (MFU x peak) / 3600", f"{p.gpu_hours:,.0f}")
     t.add_row(f"days on {p.n_gpus} GPUs (perfect scaling)", f"{p.days:,.1f}")
     t.add_row(f"energy = GPU-hours x {p.power_w:.0f} W ({p.power_from}) x PUE", f"{p.energy_mwh:,.1f} MWh")
     offers = {o.id: o for o in gc.offers}
-    for scenario, usd in p.usd.items():
+    for scenario, usd_total in p.usd.items():
         offer = offers.get(scenario)
         name = "owned" if offer is None else f"{offer.provider} {offer.term}"
-        rate = money(p.usd_per_useful_hour[scenario], 3)
+        per_useful_hour = usd(p.usd_per_useful_hour[scenario], 3)
         how = (
-            "paid per hour used" if offer is not None and not offer.committed else f"amortised at {pct(p.utilisation)}"
+            "paid per hour used"
+            if offer is not None and not offer.committed
+            else f"amortised at {whole_percent(p.utilisation)}"
         )
-        t.add_row(f"$ {name} ({rate} per useful GPU-hour, {how})", money(usd, 0))
+        t.add_row(f"$ {name} ({per_useful_hour} per useful GPU-hour, {how})", usd(usd_total, 0))
     return t
 
 
 def render(report: CostReport) -> list[RenderableType]:
+    """Every table of `tokenbench cost`: the site, then per GPU owned, offers, $/Mtok, sensitivity, projection."""
     cat = report.catalog
     out: list[RenderableType] = [site_table(cat)]
     for gc in report.gpus.values():
@@ -285,6 +282,7 @@ def render(report: CostReport) -> list[RenderableType]:
 
 
 def notes(report: CostReport) -> list[str]:
+    """The lines under the tables: the catalog used, the formulas, each GPU's focus power and what was not priced."""
     cat = report.catalog
     lines = [
         f"catalog: packaged{''.join(f' + {f}' for f in cat.files)}; * marks a weak figure (see its note in "
@@ -319,6 +317,7 @@ def frame(report: CostReport) -> pd.DataFrame:
 
 
 def as_json(report: CostReport) -> dict[str, Any]:
+    """Everything the tables show, as JSON values (`tokenbench cost --format json`)."""
     cat = report.catalog
     gpus_out: dict[str, Any] = {}
     for gpu_id, gc in report.gpus.items():

@@ -62,6 +62,13 @@ class Device(ABC):
     def flush_l2(self) -> None:  # noqa: B027 - a no-op is the right default
         """Evict the last-level cache between timed calls; no-op where not needed."""
 
+    def stream(self) -> torch.cuda.Stream:
+        """The stream this device's work is queued on (events must be recorded on it).
+
+        Only a CUDA device has one; callers ask only where `kind == "cuda"`.
+        """
+        raise NotImplementedError(f"the {self.kind} device has no streams")
+
     def reset_peak_memory(self) -> None:  # noqa: B027
         """Start a new window for `mem_alloc_peak_bytes`."""
 

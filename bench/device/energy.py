@@ -9,6 +9,8 @@ a hand-computed trace.
   they are compared, and a gap above `DISAGREE_ABOVE` is flagged.
 - Mean power is energy / window length (time-weighted); p99 and max come from the samples
   inside the window.
+- Clock events: NVML's clock-event (throttle) reason bits by name, and the share of samples that
+  had each set.
 - Per unit of work: the window holds `calls` calls of the timed function, so
   J/token = energy / (tokens per call x calls), J/TFLOP = energy / (FLOPs per call x calls / 1e12),
   tokens/s per W = tokens per joule = tokens per call x calls / energy. The window also holds
@@ -24,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.device.telemetry import CLOCK_EVENT_REASONS, NOT_A_LIMIT, Sample, Window, reason_names
+from bench.device.telemetry import Sample, Window
 
 # Counter and integrated energy further apart than this (relative to the counter) are flagged.
 DISAGREE_ABOVE = 0.10
@@ -53,6 +55,35 @@ def integrate_power(points: list[tuple[float, float]], t0: float, t1: float) -> 
     trace = [(t0, edge0), *inner, (t1, edge1)]
     joules = sum((tb - ta) * (pa + pb) / 2 for (ta, pa), (tb, pb) in itertools.pairwise(trace))
     return joules, None
+
+
+# NVML clock-event (throttle) reason bits, named after NVML's constants.
+CLOCK_EVENT_REASONS: dict[int, str] = {
+    0x1: "gpu_idle",
+    0x2: "applications_clocks_setting",
+    0x4: "sw_power_cap",
+    0x8: "hw_slowdown",
+    0x10: "sync_boost",
+    0x20: "sw_thermal_slowdown",
+    0x40: "hw_thermal_slowdown",
+    0x80: "hw_power_brake_slowdown",
+    0x100: "display_clock_setting",
+    0x200: "board_limit",
+    0x400: "reliability",
+}
+# gpu_idle says the GPU had no work at that instant; every other reason held its clocks down.
+NOT_A_LIMIT = 0x1
+
+
+def reason_names(bits: int) -> list[str]:
+    """Names of the clock-event reasons set in `bits` (unknown bits by their value)."""
+    names = []
+    bit = 1
+    while bit <= bits:
+        if bits & bit:
+            names.append(CLOCK_EVENT_REASONS.get(bit, f"bit_{bit:#x}"))
+        bit <<= 1
+    return names
 
 
 def clock_event_shares(samples: list[Sample]) -> tuple[dict[str, float], float | None]:

@@ -14,7 +14,7 @@ from typing import Any
 try:  # nvidia-ml-py provides the module `pynvml`
     import pynvml
 except ImportError:  # pragma: no cover - it is a declared dependency
-    pynvml = None  # type: ignore[assignment]
+    pynvml = None  # type: ignore[assignment]  # None: init_error() gives the reason, _call returns it
 
 
 class NvmlUnavailable(Exception):

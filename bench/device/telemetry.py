@@ -38,34 +38,6 @@ DEFAULT_MIN_WINDOW_S = 1.0
 MIN_WINDOW_COUNTER_PERIODS = 20
 JOIN_TIMEOUT_S = 5.0
 
-# NVML clock-event (throttle) reason bits, named after NVML's constants.
-CLOCK_EVENT_REASONS: dict[int, str] = {
-    0x1: "gpu_idle",
-    0x2: "applications_clocks_setting",
-    0x4: "sw_power_cap",
-    0x8: "hw_slowdown",
-    0x10: "sync_boost",
-    0x20: "sw_thermal_slowdown",
-    0x40: "hw_thermal_slowdown",
-    0x80: "hw_power_brake_slowdown",
-    0x100: "display_clock_setting",
-    0x200: "board_limit",
-    0x400: "reliability",
-}
-# gpu_idle says the GPU had no work at that instant; every other reason held its clocks down.
-NOT_A_LIMIT = 0x1
-
-
-def reason_names(bits: int) -> list[str]:
-    """Names of the clock-event reasons set in `bits` (unknown bits by their value)."""
-    names = []
-    bit = 1
-    while bit <= bits:
-        if bits & bit:
-            names.append(CLOCK_EVENT_REASONS.get(bit, f"bit_{bit:#x}"))
-        bit <<= 1
-    return names
-
 
 @dataclass(frozen=True)
 class Sample:

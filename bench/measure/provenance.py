@@ -6,7 +6,6 @@ import os
 import platform
 import socket
 import subprocess
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +15,7 @@ import torch
 import bench
 from bench.device import nvml
 from bench.device.base import CudaDevice, Device, cpu_model_name
-
-
-def utc_now() -> str:
-    """UTC timestamp, ISO 8601 with a Z, to the millisecond."""
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+from bench.results.writer import utc_now
 
 
 def git_commit() -> tuple[str | None, bool | None]:

@@ -24,12 +24,11 @@ from bench.device import rapl as host
 from bench.device.base import Device
 from bench.device.energy import window_fields
 from bench.device.telemetry import DEFAULT_INTERVAL_S, NullTelemetry, Sampler, Telemetry, Window, health_change
-from bench.measure.provenance import utc_now
 from bench.measure.ranks import Dist
 from bench.measure.suites import Entry
 from bench.measure.timing import Timing, measure
 from bench.results.schema import SCHEMA_VERSION
-from bench.results.writer import RecordSink
+from bench.results.writer import RecordSink, utc_now
 from workloads.base import CheckResult, Counts, case_extra
 
 # Leave this share of free memory unclaimed: allocators fragment and the check needs slack.
@@ -181,8 +180,9 @@ class Runner:
             if need > free * MEM_HEADROOM:
                 reason = (f"needs about {_gib(need)} of memory; {_gib(free)} free on {dev.torch_device} "
                           f"(fits up to {MEM_HEADROOM:.0%} of free)")  # fmt: skip
-        lockstep = self.dist is not None and w.lockstep(p)
-        if lockstep and not self.dist.all_ok(reason is None) and reason is None:  # type: ignore[union-attr]
+        peers = self.dist if self.dist is not None and w.lockstep(p) else None  # ranks in lockstep, if any
+        lockstep = peers is not None
+        if peers is not None and not peers.all_ok(reason is None) and reason is None:
             reason = "another rank cannot run it (see that rank's record): every rank must take part"
         if reason:
             record.update(status="skipped", reason=reason)
@@ -190,7 +190,7 @@ class Runner:
         dev.reset_peak_memory()
         sampler = Sampler(self.telemetry, self.sample_interval_s, host=self.host_energy)
         timer = entry.timer.model_copy(update={"flush_l2": False}) if lockstep else entry.timer
-        agree = self.dist.agree_max if lockstep else None  # type: ignore[union-attr]
+        agree = peers.agree_max if peers is not None else None
         with contextlib.ExitStack() as stack:
             try:
                 case, failed = stack.enter_context(w.prepare(p, dev, record["seed"])), None
@@ -198,10 +198,11 @@ class Runner:
                 case, failed = None, e
             # Ranks in lockstep agree that all are set up before the first collective: one rank's
             # failure then fails the entry on every rank instead of leaving the others waiting.
-            if lockstep and not self.dist.all_ok(failed is None) and failed is None:  # type: ignore[union-attr]
+            if peers is not None and not peers.all_ok(failed is None) and failed is None:
                 raise RuntimeError("another rank could not set this entry up (see that rank's record)")
             if failed is not None:
                 raise failed
+            assert case is not None
             timing = self.measure(case.run, dev, timer, working_set_bytes=counts.bytes, window=sampler, agree=agree)
             record.update(case_extra(case, timing, device_peaks(dev.name, w.peak_dtype(p, dev))))
             check = case.check()

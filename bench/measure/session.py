@@ -23,11 +23,10 @@ from bench.device import telemetry as tm
 from bench.device.base import Device
 from bench.device.energy import idle_fields
 from bench.device.rapl import HostEnergy
-from bench.measure import provenance
-from bench.measure import ranks as dist
+from bench.measure import provenance, ranks
 from bench.measure.runner import Runner
 from bench.measure.suites import Entry
-from bench.results.writer import RecordSink, RunWriter, TimelineWriter, new_run_id
+from bench.results.writer import RecordSink, RunWriter, TimelineWriter, new_run_id, utc_now
 
 
 class Terminated(BaseException):
@@ -72,7 +71,7 @@ def idle_baseline(
     return idle_fields(window, seconds, host_is_device=host_is_device)
 
 
-def _host_energy(device: Device, d: dist.Dist | None) -> HostEnergy:
+def _host_energy(device: Device, d: ranks.Dist | None) -> HostEnergy:
     host_energy = HostEnergy()
     if d is not None and device.kind == "cpu" and d.local_world_size > 1:  # RAPL measures the whole package
         host_energy.zones = []
@@ -93,11 +92,11 @@ class RunSession:
     health_before: dict[str, Any]
     seed: int
     run_id: str
-    dist: dist.Dist | None = None
+    dist: ranks.Dist | None = None
     warnings: list[str] = field(default_factory=list)  # for the lead process to print
 
     @classmethod
-    def open(cls, device: Device, config: SessionConfig | None = None, d: dist.Dist | None = None) -> RunSession:
+    def open(cls, device: Device, config: SessionConfig | None = None, d: ranks.Dist | None = None) -> RunSession:
         """Read the environment, start telemetry, measure the idle baseline and read the card's health."""
         cfg = config or SessionConfig()
         seed = secrets.randbelow(2**31) if cfg.seed is None else cfg.seed
@@ -127,7 +126,7 @@ class RunSession:
             "suite": suite,
             "workload_args": workload_args,
             "seed": self.seed,
-            "started_at": provenance.utc_now(),
+            "started_at": utc_now(),
             "argv": sys.argv[1:],
             "n_planned": n_entries * (d.world_size if d else 1),  # records: one per entry and rank
             "environment": self.environment,
@@ -182,7 +181,7 @@ class RunFiles:
 def open_files(session: RunSession, out_dir: Path, header: dict[str, Any], timeline: bool) -> RunFiles | None:
     """Rank 0's writer (and a gatherer on every rank under torchrun); None on a rank that only follows."""
     writer = RunWriter(out_dir, session.run_id, header) if session.is_lead else None
-    sink: RecordSink | None = dist.GatheringWriter(session.dist, session.run_id, writer) if session.dist else writer
+    sink: RecordSink | None = ranks.GatheringWriter(session.dist, session.run_id, writer) if session.dist else writer
     if writer is None or sink is None:
         return None
     samples = None
@@ -196,7 +195,7 @@ def follow(session: RunSession, entries: list[Entry], on_failure: Callable[[dict
     """A rank other than 0: measure every entry alongside the others; rank 0 writes. Returns an exit code."""
     d = session.dist
     assert d is not None
-    sink = dist.GatheringWriter(d, session.run_id, None)
+    sink = ranks.GatheringWriter(d, session.run_id, None)
     runner = session.runner(sink, on_failure=on_failure)
     signal.signal(signal.SIGTERM, _terminated)
     try:
@@ -245,21 +244,21 @@ def lead(session: RunSession, files: RunFiles, entries: list[Entry], **hooks: An
     except (KeyboardInterrupt, Terminated) as e:
         why = str(e) if isinstance(e, Terminated) else "interrupted by the user (SIGINT)"
         _record_health(session, writer, gather=False)
-        writer.finish("interrupted", provenance.utc_now(), why)
+        writer.finish("interrupted", utc_now(), why)
         code = 143 if isinstance(e, Terminated) else 130
         return Outcome("interrupted", runner.records, reason=why, exit_code=code)
     except BaseException as e:
-        writer.finish("crashed", provenance.utc_now(), f"{type(e).__name__}: {e}")
+        writer.finish("crashed", utc_now(), f"{type(e).__name__}: {e}")
         raise
     finally:
         files.close()
     level, detail = _record_health(session, writer, gather=True)
     sink = files.sink
-    records = sink.all_records if isinstance(sink, dist.GatheringWriter) else runner.records
+    records = sink.all_records if isinstance(sink, ranks.GatheringWriter) else runner.records
     return Outcome("complete", records, level, detail)
 
 
 def complete(files: RunFiles, **header_fields: Any) -> None:
     """End a run that finished: the header says complete, with what the caller adds (a node summary)."""
     files.writer.header.update(header_fields)
-    files.writer.finish("complete", provenance.utc_now())
+    files.writer.finish("complete", utc_now())

@@ -59,7 +59,9 @@ BASELINE_SEED, CANDIDATE_SEED = 0xBA5E, 0xCA4D  # fixed, and different, so the s
 BATCH_ELEMENTS = 1 << 22  # resampled values held at once: bounds memory whatever the sample count
 
 
-def bootstrap_medians(groups: Sequence[Sequence[float]], n_resamples: int = 2000, seed: int = 0) -> np.ndarray:
+def bootstrap_medians(
+    groups: Sequence[Sequence[float] | np.ndarray], n_resamples: int = 2000, seed: int = 0
+) -> np.ndarray:
     """Bootstrap replicates of the median of pooled samples, one per resample.
 
     One group (one record) is resampled as is. Several groups (records of several GPUs or runs
@@ -81,13 +83,13 @@ def bootstrap_medians(groups: Sequence[Sequence[float]], n_resamples: int = 2000
     sizes = {g.size for g in arrays}
     if len(sizes) == 1:  # records of one suite usually keep as many samples each: draw whole batches at once
         stacked, (n,) = np.stack(arrays), sizes
-        groups = len(arrays)
-        rows = max(1, BATCH_ELEMENTS // (groups * n))
+        n_groups = len(arrays)
+        rows = max(1, BATCH_ELEMENTS // (n_groups * n))
         for i in range(0, n_resamples, rows):
             k = min(rows, n_resamples - i)
-            picks = rng.integers(0, groups, size=(k, groups, 1))
-            values = stacked[picks, rng.integers(0, n, size=(k, groups, n))]
-            out[i : i + k] = np.median(values.reshape(k, groups * n), axis=1)
+            picks = rng.integers(0, n_groups, size=(k, n_groups, 1))
+            values = stacked[picks, rng.integers(0, n, size=(k, n_groups, n))]
+            out[i : i + k] = np.median(values.reshape(k, n_groups * n), axis=1)
         return out
     for i in range(n_resamples):
         picked = (arrays[j] for j in rng.integers(0, len(arrays), len(arrays)))

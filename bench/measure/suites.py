@@ -111,7 +111,7 @@ def parse_suite(text: str, name: str, source: str) -> Suite:
     except ValidationError as e:
         raise SuiteError(f"suite {source}: {first_error(e, 'suite')}") from None
     base_timer = _timer(spec.timer, {}, f"suite {source}")
-    entries = []
+    entries: list[Entry] = []
     for i, bench in enumerate(spec.bench):
         where = f"suite {source}: bench[{i}] ({bench.workload})"
         timer = _timer(spec.timer, bench.timer, where)

@@ -80,10 +80,12 @@ class Timing:
         return cls(samples_s=samples, summary=summary, unstable=is_unstable(summary, cv_threshold), **fields)
 
 
-class Window(Protocol):
-    """What the timer needs from a telemetry sampler: the window's edges and its minimum length."""
+class WindowSampler(Protocol):
+    """What the timer needs from a telemetry sampler (bench.device.telemetry.Sampler): it opens and
+    closes the window around the timed calls, and says the shortest window its readings need."""
 
-    min_window_s: float
+    @property
+    def min_window_s(self) -> float: ...
 
     def start(self) -> None: ...
 
@@ -91,7 +93,7 @@ class Window(Protocol):
 
 
 def _chunk_cuda(fn: Callable[[], object], device: Device, reps: int, flush: bool) -> list[float]:
-    stream = device.stream()  # type: ignore[attr-defined]
+    stream = device.stream()
     starts = [torch.cuda.Event(enable_timing=True) for _ in range(reps)]
     ends = [torch.cuda.Event(enable_timing=True) for _ in range(reps)]
     if hasattr(torch.cuda, "_sleep"):
@@ -159,7 +161,7 @@ def measure(
     device: Device,
     cfg: TimerConfig,
     working_set_bytes: float | None = None,
-    window: Window | None = None,
+    window: WindowSampler | None = None,
     agree: Callable[[int], int] | None = None,
 ) -> Timing:
     """Time `fn` on `device` under `cfg`; returns all samples and their summary.

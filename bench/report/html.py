@@ -16,9 +16,10 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from bench import __version__
-from bench.measure.provenance import utc_now
-from bench.report.model import Report, gpu_name, priced_subject, runs_grid
+from bench.report.model import Report, runs_grid, shown_rows
 from bench.report.plots import Plot, all_plots
+from bench.results.identity import device_label
+from bench.results.writer import utc_now
 from bench.text import Grid, cell, plain
 
 # Sorts a table by the clicked column: numbers by value (blanks last), text by locale order.
@@ -55,24 +56,31 @@ LONG_TEXT = 40  # cells longer than this wrap; the rest stay on one line
 
 @dataclass(frozen=True)
 class Cell:
+    """A table cell: the text shown, the value it sorts by, and its CSS classes."""
+
     text: str
     sort: str
     cls: str = ""
 
     @classmethod
     def of(cls, text: str, sort: str, numeric: bool, extra: str = "") -> Cell:
+        """A cell with the classes its kind and length call for (numbers right-aligned, long text wrapped)."""
         classes = ["num" if numeric else "", "long" if len(text) > LONG_TEXT else "", extra]
         return cls(text, sort, " ".join(c for c in classes if c))
 
 
 @dataclass(frozen=True)
 class Head:
+    """A column heading, and whether the column sorts as numbers."""
+
     header: str
     numeric: bool
 
 
 @dataclass
 class HtmlTable:
+    """A sortable table of the page."""
+
     id: str
     title: str
     columns: list[Head]
@@ -88,6 +96,7 @@ def _sort_value(value: Any) -> str:
 
 
 def family_table(report: Report, index: int) -> HtmlTable:
+    """The report's `index`th family table, each cell sorting by its raw value."""
     t = report.tables[index]
     rows = []
     for r in t.rows:
@@ -100,6 +109,7 @@ def family_table(report: Report, index: int) -> HtmlTable:
 
 
 def grid_table(grid: Grid, table_id: str) -> HtmlTable:
+    """A text grid as a page table, each cell sorting by its text."""
     heads = [Head(c, c in grid.right) for c in grid.columns]
     rows = [[Cell.of(v, v, h.numeric) for v, h in zip(row, heads, strict=True)] for row in grid.rows]
     return HtmlTable(table_id, grid.title, heads, rows)
@@ -113,17 +123,18 @@ COST_COLUMNS = [Head("scenario", False), Head("term", False), Head("$/GPU-hour",
 def cost_tables(report: Report) -> list[HtmlTable]:
     """Per GPU model: the price of every scenario for the records the cost plot shows."""
     cost = report.cost
-    out = []
-    for gpu in sorted(cost.gpus) if cost else []:
-        pick = priced_subject(cost, gpu)
-        rows = [r for r in cost.rows if pick and (r["run_id"], r["seq"], r["tokens"]) == pick]
+    if cost is None:
+        return []
+    out: list[HtmlTable] = []
+    for gpu in sorted(cost.gpus):
+        rows = shown_rows(cost, gpu)
         if not rows:
             continue
         title = f"{gpu}: {rows[0]['label']}, {rows[0]['tokens']} tokens at {rows[0]['tokens_per_s']:.5g}/s"
         cells = []
         for r in sorted(rows, key=lambda r: r["usd_per_mtok"]):
             be = r.get("break_even_utilisation")
-            values: list[tuple[str, Any]] = [
+            values: list[tuple[str | None, Any]] = [
                 (r["provider"], r["provider"]), (r["term"], r["term"]),
                 (f"{r['usd_per_gpu_hour']:.3f}", r["usd_per_gpu_hour"]),
                 (f"{r['usd_per_useful_gpu_hour']:.3f}", r["usd_per_useful_gpu_hour"]),
@@ -143,13 +154,15 @@ def _plot_view(p: Plot) -> dict[str, Any]:
 
 
 def summary(report: Report) -> str:
+    """The line under the page's title: records, runs, nodes and devices, and when and by what it was made."""
     nodes = {r.get("hostname") for r in report.records}
-    devices = {(r.get("hostname"), gpu_name(r)) for r in report.records}
+    devices = {(r.get("hostname"), device_label(r)) for r in report.records}
     return (f"{len(report.records)} records from {len(report.runs)} runs on {len(nodes)} node(s) and "
             f"{len(devices)} device(s); generated {utc_now()} by tokenbench {__version__}")  # fmt: skip
 
 
 def render(report: Report, plots: list[Plot] | None = None) -> str:
+    """The whole page; `plots` None draws them all."""
     env = Environment(loader=PackageLoader("bench.report", "templates"), autoescape=select_autoescape(default=True))
     script_hash = "sha256-" + base64.b64encode(hashlib.sha256(SORT_SCRIPT.encode()).digest()).decode()
     plots = all_plots(report.records, report.cost) if plots is None else plots

@@ -3,7 +3,9 @@
 Rows are records (node, GPU, run, configuration); columns are the figures that matter for the
 family. A figure column that no row has (energy on a CPU, $/Mtok for a device with no price) is
 left out rather than shown empty. $/Mtok comes from bench.cost.pricing at the catalog's site figures: the
-owned GPU and the cheapest offer per useful GPU-hour, on the token kind the workload produces.
+owned GPU and the cheapest offer per useful GPU-hour, on the token kind the workload produces. Each
+record is priced as itself (its own cost subject), never looked up by run id and seq, which the
+ranks of one run share.
 """
 
 from __future__ import annotations
@@ -17,9 +19,10 @@ import pandas as pd
 from bench.catalog.prices import Catalog
 from bench.compare import node
 from bench.cost import pricing as costmod
-from bench.report.table import fmt_num, fmt_time
+from bench.cost.subjects import Subject, not_priced, subject_of
+from bench.results.identity import device_label
 from bench.results.reader import Run
-from bench.text import Grid, cell, csv_safe
+from bench.text import Grid, cell, csv_safe, duration, integer, number, percent, usd_compact
 
 FAMILY_ORDER = ("gemm", "memory", "attention", "collective", "llm")
 FAMILY_TITLES = {"gemm": "GEMM", "memory": "memory bandwidth", "attention": "attention",
@@ -27,23 +30,13 @@ FAMILY_TITLES = {"gemm": "GEMM", "memory": "memory bandwidth", "attention": "att
 PRICED_KIND = {"decode": "output", "prefill": "input", "train": "trained"}
 
 
-def _pct(x: Any) -> str:
-    return "-" if x is None else f"{100 * x:.1f}%"
-
-
-def _int(x: Any) -> str:
-    return "-" if x is None else f"{x:,}"
-
-
-def _usd(x: Any) -> str:
-    return "-" if x is None else f"${x:.3g}" if x < 10 else f"${x:,.2f}"
-
-
 @dataclass(frozen=True)
 class Col:
+    """A column of a family table: the row's key, its header, how a value is shown, and whether it is a number."""
+
     key: str
     header: str
-    fmt: Callable[[Any], str] = fmt_num
+    fmt: Callable[[Any], str] = number
     numeric: bool = True
 
 
@@ -55,24 +48,25 @@ IDENTITY = [
     Col("label", "config", cell, False),
     Col("status", "status", cell, False),
 ]
-TIMING = [Col("time_median_s", "median", fmt_time), Col("time_cv", "CV", _pct)]
+TIMING = [Col("time_median_s", "median", duration), Col("time_cv", "CV", percent)]
 POWER = [Col("power_mean_w", "W")]
 FIGURES: dict[str, list[Col]] = {
-    "gemm": [*TIMING, Col("tflops", "TFLOP/s"), Col("frac_peak_flops", "% peak", _pct), *POWER,
+    "gemm": [*TIMING, Col("tflops", "TFLOP/s"), Col("frac_peak_flops", "% peak", percent), *POWER,
              Col("energy_per_tflop_j", "J/TFLOP")],
-    "memory": [*TIMING, Col("gb_per_s", "GB/s"), Col("frac_peak_bw", "% peak", _pct), *POWER,
+    "memory": [*TIMING, Col("gb_per_s", "GB/s"), Col("frac_peak_bw", "% peak", percent), *POWER,
                Col("energy_per_call_j", "J/call")],
-    "attention": [*TIMING, Col("tflops", "TFLOP/s"), Col("gb_per_s", "GB/s"), Col("frac_peak_flops", "% peak", _pct),
+    "attention": [*TIMING, Col("tflops", "TFLOP/s"), Col("gb_per_s", "GB/s"), Col("frac_peak_flops", "% peak", percent),
                   *POWER, Col("energy_per_tflop_j", "J/TFLOP")],
-    "collective": [*TIMING, Col("world_size", "ranks"), Col("size_bytes", "size (bytes)", _int),
+    "collective": [*TIMING, Col("world_size", "ranks"), Col("size_bytes", "size (bytes)", integer),
                    Col("algbw_gb_per_s", "algbw GB/s"), Col("busbw_gb_per_s", "busbw GB/s"),
-                   Col("wrong_values", "#wrong", _int)],
-    "llm": [Col("rate_tokens_per_s", "tokens/s", lambda x: fmt_num(x, 5)),
-            Col("job_tokens_per_s", "job tokens/s", lambda x: fmt_num(x, 5)), Col("mfu", "MFU", _pct),
-            Col("mbu", "MBU", _pct),
-            Col("ttft_median_s", "TTFT", fmt_time), Col("tpot_median_s", "TPOT", fmt_time),
+                   Col("wrong_values", "#wrong", integer)],
+    "llm": [Col("rate_tokens_per_s", "tokens/s", lambda x: number(x, 5)),
+            Col("job_tokens_per_s", "job tokens/s", lambda x: number(x, 5)), Col("mfu", "MFU", percent),
+            Col("mbu", "MBU", percent),
+            Col("ttft_median_s", "TTFT", duration), Col("tpot_median_s", "TPOT", duration),
             Col("per_user_tokens_per_s", "tok/s/user"), *POWER, Col("energy_per_token_j", "J/token"),
-            Col("usd_per_mtok_owned", "$/Mtok owned", _usd), Col("usd_per_mtok_rented", "$/Mtok rented", _usd),
+            Col("usd_per_mtok_owned", "$/Mtok owned", usd_compact),
+            Col("usd_per_mtok_rented", "$/Mtok rented", usd_compact),
             Col("rented_offer", "cheapest offer", cell, False)],
 }  # fmt: skip
 OTHER = [*TIMING, Col("tflops", "TFLOP/s"), Col("gb_per_s", "GB/s"), Col("tokens_per_s", "tokens/s"), *POWER]
@@ -80,12 +74,15 @@ OTHER = [*TIMING, Col("tflops", "TFLOP/s"), Col("gb_per_s", "GB/s"), Col("tokens
 
 @dataclass
 class FamilyTable:
+    """One workload family's table: its columns (the identity, then the figures some row has) and rows."""
+
     family: str
     title: str
     columns: list[Col]
     rows: list[dict[str, Any]]
 
     def grid(self) -> Grid:
+        """The table as display strings, for the terminal and Markdown."""
         grid = Grid(self.title, [c.header for c in self.columns], right={c.header for c in self.columns if c.numeric})
         for row in self.rows:
             grid.add(*(c.fmt(row.get(c.key)) for c in self.columns))
@@ -94,6 +91,8 @@ class FamilyTable:
 
 @dataclass
 class Report:
+    """The runs read, their records, a table per family, the cost analysis (None: nothing priced) and notes."""
+
     runs: list[Run]
     records: list[dict[str, Any]]
     tables: list[FamilyTable]
@@ -101,39 +100,35 @@ class Report:
     notes: list[str] = field(default_factory=list)
 
 
-def gpu_name(record: dict[str, Any]) -> str:
-    index, rank = record.get("gpu_index"), record.get("rank")
-    where = f" #{index}" if index is not None else f" rank {rank}" if rank is not None else ""
-    return f"{record.get('device_name') or record.get('device') or '?'}{where}"
-
-
-def _prices(report: costmod.CostReport | None) -> dict[Any, dict[str, Any]]:
-    """Record position -> owned $/Mtok and the cheapest rented $/Mtok, on the workload's own token kind."""
-    out: dict[tuple[Any, Any], dict[str, Any]] = {}
-    for row in report.rows if report else []:
+def _record_prices(cost: costmod.CostReport | None, subject: Subject | None) -> dict[str, Any]:
+    """One record's owned $/Mtok and cheapest rented $/Mtok (and its offer), on the workload's own token kind."""
+    if cost is None or subject is None or subject.gpu not in cost.gpus:
+        return {}  # not priceable, or no owned price and no offer for its GPU
+    out: dict[str, Any] = {}
+    for row in cost.rows_of(subject):
         if row["tokens"] != PRICED_KIND.get(str(row["workload"])):
             continue
-        slot = out.setdefault(row["seq"], {})
         if row["scenario"] == "owned":
-            slot["usd_per_mtok_owned"] = row["usd_per_mtok"]
-        elif row["usd_per_mtok"] < slot.get("usd_per_mtok_rented", float("inf")):
-            slot["usd_per_mtok_rented"] = row["usd_per_mtok"]
-            slot["rented_offer"] = f"{row['provider']} {row['term']} ({row.get('price_date')})"
+            out["usd_per_mtok_owned"] = row["usd_per_mtok"]
+        elif row["usd_per_mtok"] < out.get("usd_per_mtok_rented", float("inf")):
+            out["usd_per_mtok_rented"] = row["usd_per_mtok"]
+            out["rented_offer"] = f"{row['provider']} {row['term']} ({row.get('price_date')})"
     return out
 
 
-def _row(record: dict[str, Any], priced: dict[Any, dict[str, Any]]) -> dict[str, Any]:
+def _row(record: dict[str, Any], prices: dict[str, Any]) -> dict[str, Any]:
     rate = record.get("output_tokens_per_s") or record.get("tokens_per_s")
-    extra = priced.get(record["_pos"], {})
-    return {**record, "gpu": gpu_name(record), "rate_tokens_per_s": rate, **extra}
+    return {**record, "gpu": device_label(record), "rate_tokens_per_s": rate, **prices}
 
 
-def family_tables(records: list[dict[str, Any]], priced: dict[Any, dict[str, Any]]) -> list[FamilyTable]:
+def family_tables(records: list[dict[str, Any]], prices: list[dict[str, Any]]) -> list[FamilyTable]:
+    """One table per workload family, in FAMILY_ORDER; `prices[i]` holds the $/Mtok figures of `records[i]`."""
+    all_rows = [_row(r, p) for r, p in zip(records, prices, strict=True)]
     families = sorted({str(r.get("family") or "other") for r in records},
                       key=lambda f: (FAMILY_ORDER.index(f) if f in FAMILY_ORDER else len(FAMILY_ORDER), f))  # fmt: skip
     tables = []
     for fam in families:
-        rows = [_row(r, priced) for r in records if str(r.get("family") or "other") == fam]
+        rows = [r for r in all_rows if str(r.get("family") or "other") == fam]
         rows.sort(key=lambda r: (str(r["workload"]), str(r.get("label")), str(r.get("hostname")), r["gpu"],
                                  str(r.get("run_id"))))  # fmt: skip
         figures = [c for c in FIGURES.get(fam, OTHER) if any(r.get(c.key) is not None for r in rows)]
@@ -141,35 +136,58 @@ def family_tables(records: list[dict[str, Any]], priced: dict[Any, dict[str, Any
     return tables
 
 
-def price(records: list[dict[str, Any]], cat: Catalog) -> tuple[costmod.CostReport | None, list[str]]:
-    """The cost analysis of every priceable record, and one note per reason others are not priced."""
-    subjects, skipped = costmod.subjects_from_records(records, cat)
+def price(
+    records: list[dict[str, Any]], cat: Catalog
+) -> tuple[costmod.CostReport | None, list[Subject | None], list[str]]:
+    """The cost analysis of every priceable record, each record's subject (None: not priced), and one
+    note per reason LLM records are not priced."""
+    found = [subject_of(r, cat) for r in records]
+    subjects = [s for s, _ in found if s is not None]
+    skipped = [not_priced(r.get("run_id"), r.get("seq"), r.get("workload"), str(why))
+               for r, (s, why) in zip(records, found, strict=True) if s is None]  # fmt: skip
     report = costmod.analyse(cat, subjects, skipped) if subjects else None
     skipped = report.skipped if report else skipped
     llm_reasons = sorted({s["reason"] for s in skipped if s.get("workload") in PRICED_KIND})
-    return report, [f"$/Mtok not shown for some LLM records: {why}" for why in llm_reasons]
+    return report, [s for s, _ in found], [f"$/Mtok not shown for some LLM records: {why}" for why in llm_reasons]
 
 
-def priced_subject(cost: costmod.CostReport, gpu: str) -> tuple[Any, Any, str] | None:
+def priced_subject(cost: costmod.CostReport, gpu: str) -> tuple[Subject, str] | None:
     """The record each GPU's bars are for: its fastest decode (output tokens), else prefill, else training."""
     for workload in ("decode", "prefill", "train"):
         kind = PRICED_KIND[workload]
-        rows = [r for r in cost.rows if r["gpu"] == gpu and r["workload"] == workload and r["tokens"] == kind]
-        if rows:
-            best = max(rows, key=lambda r: r["tokens_per_s"])
-            return best["run_id"], best["seq"], kind
+        rates = [(s, dict(s.bases)[kind]) for s in cost.subjects
+                 if s.gpu == gpu and s.workload == workload and kind in dict(s.bases)]  # fmt: skip
+        if rates:
+            return max(rates, key=lambda pair: pair[1])[0], kind  # the first of the fastest, as listed
     return None
 
 
+def shown_rows(cost: costmod.CostReport, gpu: str) -> list[dict[str, Any]]:
+    """The $/Mtok rows shown for a GPU: one per scenario for its priced_subject's record, on its token kind."""
+    pick = priced_subject(cost, gpu)
+    if pick is None:
+        return []
+    subject, kind = pick
+    return [r for r in cost.rows_of(subject) if r["tokens"] == kind]
+
+
 def build(runs: list[Run], cat: Catalog) -> Report:
-    # Cost rows name their record by its position here (as "seq"): seq alone is unique only within a run.
-    records = [{**r, "_pos": i} for i, r in enumerate(r for run in runs for r in run.records)]
-    cost, notes = price([{**r, "seq": r["_pos"]} for r in records], cat)
-    tables = family_tables(records, _prices(cost))
+    """The report of these runs: a table per family with $/Mtok where a record can be priced, and the notes."""
+    records = [r for run in runs for r in run.records]
+    cost, subjects, notes = price(records, cat)
+    tables = family_tables(records, [_record_prices(cost, s) for s in subjects])
+    return Report(runs, records, tables, cost, notes + _notes(runs, records, tables, cost))
+
+
+def _notes(
+    runs: list[Run], records: list[dict[str, Any]], tables: list[FamilyTable], cost: costmod.CostReport | None
+) -> list[str]:
+    """Lines under the tables: why records failed or were skipped, what is not shown, which runs are unfinished."""
+    notes = []
     reasons: dict[str, int] = {}
     for r in records:
         if r.get("reason"):
-            where = f"{r.get('hostname')} {gpu_name(r)} {r['workload']} {r.get('label', '')}"
+            where = f"{r.get('hostname')} {device_label(r)} {r['workload']} {r.get('label', '')}"
             why = f"{r['status']}: {where}: {r['reason']}"
             reasons[why] = reasons.get(why, 0) + 1
     notes += [why + (f" ({n} records)" if n > 1 else "") for why, n in reasons.items()]
@@ -192,17 +210,18 @@ def build(runs: list[Run], cat: Catalog) -> Report:
             f"$/Mtok at {100 * u:g}% utilisation and the catalog's site figures (see tokenbench cost), per million "
             "of the workload's own tokens: output for decode, input for prefill, trained for train"
         )
-    return Report(runs, records, tables, cost, notes)
+    return notes
 
 
 def runs_grid(report: Report) -> Grid:
+    """One row per run: where and when it ran, how it ended, and its records by status."""
     grid = Grid("runs", ["run", "node", "device", "suite", "state", "started", "ok", "skipped", "failed", "torch",
                          "driver"], right={"ok", "skipped", "failed"})  # fmt: skip
     for run in report.runs:
         h, recs = run.header or {}, run.records
         first = recs[0] if recs else {}
         counts = [sum(r["status"] == s for r in recs) for s in ("ok", "skipped", "failed")]
-        grid.add(first.get("run_id") or h.get("run_id") or run.path.stem, first.get("hostname"), gpu_name(first),
+        grid.add(first.get("run_id") or h.get("run_id") or run.path.stem, first.get("hostname"), device_label(first),
                  h.get("suite"), run.state, h.get("started_at"), *counts, first.get("torch_version"),
                  first.get("driver_version"))  # fmt: skip
     return grid

@@ -20,12 +20,15 @@ matplotlib.use("Agg")  # files only, never a window
 import matplotlib.pyplot as plt
 
 from bench.cost.pricing import CostReport
-from bench.report.model import gpu_name, priced_subject
+from bench.report.model import shown_rows
+from bench.results.identity import device_label
 from bench.text import plain
 
 
 @dataclass(frozen=True)
 class Plot:
+    """One plot of the page: an SVG, or no image and the reason there is none."""
+
     key: str
     title: str
     caption: str
@@ -69,7 +72,7 @@ def interactivity(records: list[dict[str, Any]]) -> Plot:
     for r in _ok(records):
         if r["workload"] == "decode" and positive(r.get("param_batch")) and positive(r.get("output_tokens_per_s")):
             run = str(r.get("run_id") or "")[-6:]  # the same GPU measured twice is two curves
-            key = (f"{r.get('hostname')} {gpu_name(r)} {r.get('model_preset')} "
+            key = (f"{r.get('hostname')} {device_label(r)} {r.get('model_preset')} "
                    f"pp{r.get('param_prompt_len')}+tg{r.get('param_new_tokens')} run ..{run}")  # fmt: skip
             series[key].append(r)
     if not series:
@@ -131,6 +134,7 @@ def roofline(records: list[dict[str, Any]]) -> Plot:
 
 
 def cost_per_offer(cost: CostReport | None) -> Plot:
+    """$/Mtok of each GPU model's priced record (shown_rows), owned and under each offer, as bars."""
     title = "$ per million tokens, owned and each rental offer"
     caption = ("for each GPU model, its fastest decode record (else prefill, else training): $ per useful GPU-hour "
                "/ tokens per hour, owned at the catalog's site figures and under each dated offer")  # fmt: skip
@@ -140,8 +144,7 @@ def cost_per_offer(cost: CostReport | None) -> Plot:
     bars = max(len(g.offers) + 1 for g in cost.gpus.values())
     fig, axes = plt.subplots(len(gpus), 1, figsize=(8, 1.2 + 0.32 * bars * len(gpus)), squeeze=False)
     for ax, gpu in zip(axes[:, 0], gpus, strict=True):
-        pick = priced_subject(cost, gpu)
-        rows = [r for r in cost.rows if pick and (r["run_id"], r["seq"], r["tokens"]) == pick]
+        rows = shown_rows(cost, gpu)
         rows.sort(key=lambda r: r["usd_per_mtok"], reverse=True)
         names = [label(f"{r['provider']} {r['term']}") for r in rows]
         values = [r["usd_per_mtok"] for r in rows]
@@ -158,6 +161,7 @@ def cost_per_offer(cost: CostReport | None) -> Plot:
 
 
 def energy_per_token(records: list[dict[str, Any]]) -> Plot:
+    """Joules per token of every LLM record that measured energy, as bars."""
     title = "Energy per token"
     caption = "LLM records: window energy / tokens counted by the workload (decode: output tokens, with their prefill)"
     rows = [r for r in _ok(records) if r.get("family") == "llm" and positive(r.get("energy_per_token_j"))]
@@ -166,7 +170,7 @@ def energy_per_token(records: list[dict[str, Any]]) -> Plot:
                     "no LLM record measured energy (no NVML on the device and no readable RAPL counter)")  # fmt: skip
     rows.sort(key=lambda r: r["energy_per_token_j"])
     fig, ax = plt.subplots(figsize=(8, 1.2 + 0.3 * len(rows)))
-    names = [label(f"{r.get('hostname')} {gpu_name(r)} {r['workload']} {r.get('label', '')}", 70) for r in rows]
+    names = [label(f"{r.get('hostname')} {device_label(r)} {r['workload']} {r.get('label', '')}", 70) for r in rows]
     ax.barh(range(len(rows)), [r["energy_per_token_j"] for r in rows], color="#2ca02c")
     ax.set_yticks(range(len(rows)), names, fontsize=8)
     ax.set(xlabel="joules per token", xscale="log")
@@ -184,6 +188,7 @@ def _safe(key: str, title: str, draw: Callable[[], Plot]) -> Plot:
 
 
 def all_plots(records: list[dict[str, Any]], cost: CostReport | None) -> list[Plot]:
+    """Every plot of the page, in order; one that fails to draw is replaced by its reason."""
     return [
         _safe("interactivity", "Throughput against batch size", lambda: interactivity(records)),
         _safe("roofline", "Achieved against peak (roofline)", lambda: roofline(records)),

@@ -2,33 +2,21 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 from typing import Any
 
 from rich.table import Table
 
-
-def fmt_time(seconds: float | None) -> str:
-    """Seconds in the unit that keeps 3-4 significant digits readable."""
-    if seconds is None or not math.isfinite(seconds):
-        return "-"
-    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6)):
-        if seconds >= scale:
-            return f"{seconds / scale:.4g} {unit}"
-    return f"{seconds / 1e-9:.4g} ns"
+from bench.results.identity import rank_label
+from bench.text import duration, integer, number, percent, percent_or_na
 
 
-def fmt_num(value: float | None, digits: int = 4) -> str:
-    return "-" if value is None or not math.isfinite(value) else f"{value:.{digits}g}"
-
-
-def fmt_frac(record: dict[str, Any]) -> str:
+def peak_fraction_text(record: dict[str, Any]) -> str:
     """Fraction of the peak that bounds the workload: FLOP/s, else bandwidth; 'n/a' when unknown."""
     frac = record.get("frac_peak_flops")
     if frac is None and record.get("flops") is None:
         frac = record.get("frac_peak_bw")
-    return "n/a" if frac is None else f"{100 * frac:.1f}%"
+    return percent_or_na(frac)
 
 
 def _status(record: dict[str, Any]) -> str:
@@ -38,8 +26,7 @@ def _status(record: dict[str, Any]) -> str:
 
 
 def _cv(record: dict[str, Any]) -> str:
-    cv = record.get("time_cv")
-    text = "-" if cv is None else f"{100 * cv:.1f}%"
+    text = percent(record.get("time_cv"))
     return f"[yellow]{text}![/]" if record.get("unstable") and record["status"] == "ok" else text
 
 
@@ -54,23 +41,12 @@ def _has_energy(records: list[dict[str, Any]]) -> bool:
 
 def _energy(record: dict[str, Any], key: str) -> str:
     """An energy figure; '?' marks a record whose counter and integrated power disagree."""
-    text = fmt_num(record.get(key))
+    text = number(record.get(key))
     return f"[yellow]{text}?[/]" if record.get("energy_disagrees") and text != "-" else text
-
-
-def fmt_pct(value: float | None) -> str:
-    return "n/a" if value is None else f"{100 * value:.1f}%"
 
 
 def _ranked(records: list[dict[str, Any]]) -> bool:
     return any(r.get("rank") is not None for r in records)
-
-
-def _rank(record: dict[str, Any]) -> str:
-    """Where a record of a several-process run ran: rank, and the GPU it took."""
-    gpu = f" GPU {record['gpu_index']}" if record.get("gpu_index") is not None else ""
-    node = f"n{record['node_rank']} " if record.get("node_rank") else ""
-    return f"{node}r{record.get('rank')}{gpu}"
 
 
 def llm_table(records: Iterable[dict[str, Any]], title: str | None = None) -> Table:
@@ -103,12 +79,12 @@ def llm_table(records: Iterable[dict[str, Any]], title: str | None = None) -> Ta
     for r in records:
         tokens_per_s = r.get("output_tokens_per_s") or r.get("tokens_per_s")
         table.add_row(
-            *((_rank(r),) if ranked else ()),
-            r["workload"], r.get("label", ""), _status(r), fmt_time(r.get("time_median_s")), _cv(r),
-            fmt_num(tokens_per_s, 5), *((fmt_num(r.get("job_tokens_per_s"), 5),) if job else ()),
-            fmt_pct(r.get("mfu")) if r["status"] == "ok" else "-",
-            fmt_pct(r.get("mbu")) if "mbu" in r else "-", fmt_time(r.get("ttft_median_s")),
-            fmt_time(r.get("tpot_median_s")), fmt_num(r.get("per_user_tokens_per_s"), 4),
+            *((rank_label(r),) if ranked else ()),
+            r["workload"], r.get("label", ""), _status(r), duration(r.get("time_median_s")), _cv(r),
+            number(tokens_per_s, 5), *((number(r.get("job_tokens_per_s"), 5),) if job else ()),
+            percent_or_na(r.get("mfu")) if r["status"] == "ok" else "-",
+            percent_or_na(r.get("mbu")) if "mbu" in r else "-", duration(r.get("ttft_median_s")),
+            duration(r.get("tpot_median_s")), number(r.get("per_user_tokens_per_s"), 4),
             *((_energy(r, "power_mean_w"), _energy(r, "energy_per_token_j")) if energy else ()), _check(r),
         )  # fmt: skip
     return table
@@ -123,11 +99,10 @@ def collective_table(records: Iterable[dict[str, Any]], title: str | None = None
         left = name in ("rank", "workload", "config", "status", "check")
         table.add_column(name, justify="left" if left else "right", no_wrap=True)
     for r in records:
-        size = r.get("size_bytes")
         table.add_row(
-            _rank(r), r["workload"], r.get("label", ""), _status(r), fmt_time(r.get("time_median_s")), _cv(r),
-            fmt_num(r.get("n_samples"), 6), "-" if size is None else f"{size:,}", fmt_num(r.get("algbw_gb_per_s")),
-            fmt_num(r.get("busbw_gb_per_s")), fmt_num(r.get("wrong_values"), 6), _check(r),
+            rank_label(r), r["workload"], r.get("label", ""), _status(r), duration(r.get("time_median_s")), _cv(r),
+            number(r.get("n_samples"), 6), integer(r.get("size_bytes")), number(r.get("algbw_gb_per_s")),
+            number(r.get("busbw_gb_per_s")), number(r.get("wrong_values"), 6), _check(r),
         )  # fmt: skip
     return table
 
@@ -140,7 +115,7 @@ def results_tables(records: Iterable[dict[str, Any]], title: str | None = None) 
         (collective_table, [r for r in records if r.get("family") == "collective"]),
         (llm_table, [r for r in records if r.get("family") == "llm"]),
     ]
-    tables = []
+    tables: list[Table] = []
     for make, rows in groups:
         if rows:
             tables.append(make(rows, None if tables else title))
@@ -167,19 +142,19 @@ def results_table(records: Iterable[dict[str, Any]], title: str | None = None) -
         *((("W", "right"), ("J/TFLOP", "right")) if energy else ()),
         ("check", "left"),
     ):
-        table.add_column(name, justify=justify, no_wrap=True)  # type: ignore[arg-type]
+        table.add_column(name, justify=justify, no_wrap=True)
     for r in records:
         table.add_row(
-            *((_rank(r),) if ranked else ()),
+            *((rank_label(r),) if ranked else ()),
             r["workload"],
             r.get("label", ""),
             _status(r),
-            fmt_time(r.get("time_median_s")),
+            duration(r.get("time_median_s")),
             _cv(r),
-            fmt_num(r.get("n_samples"), 6),
-            fmt_num(r.get("tflops")),
-            fmt_num(r.get("gb_per_s")),
-            fmt_frac(r),
+            number(r.get("n_samples"), 6),
+            number(r.get("tflops")),
+            number(r.get("gb_per_s")),
+            peak_fraction_text(r),
             *((_energy(r, "power_mean_w"), _energy(r, "energy_per_tflop_j")) if energy else ()),
             _check(r),
         )
@@ -196,7 +171,7 @@ def notes(records: Iterable[dict[str, Any]]) -> list[str]:
         lines.append("? the energy counter and integrated power disagree by over 10%: distrust that energy figure")
     if _has_energy(records):
         lines.append("W: mean power over the timed window; J/tok, J/TFLOP: window energy per unit of work")
-    if any(r["status"] == "ok" and fmt_frac(r) == "n/a" for r in records):
+    if any(r["status"] == "ok" and peak_fraction_text(r) == "n/a" for r in records):
         lines.append("% peak, MFU, MBU n/a: the device has no vendor peak in the catalog (always so on a CPU)")
     reduced = {(r["model_preset"], r["model_layers"], r["model_layers_full"]) for r in records
                if r.get("model_layers") and r["model_layers"] != r.get("model_layers_full")}  # fmt: skip

@@ -94,10 +94,15 @@ def _param(value: Any) -> str | int | float | bool | None:
     return json.dumps(value, sort_keys=True, default=str)
 
 
+def _dict(value: Any) -> dict[str, Any]:
+    """`value` where it is a JSON object, else an empty one (machine_info is someone else's JSON)."""
+    return value if isinstance(value, dict) else {}
+
+
 def _environment(f: _File) -> dict[str, Any]:
     """The run header's environment, from machine_info (tokenbench's part where the plugin wrote one)."""
     mi = f.machine_info
-    tb = mi.get("tokenbench") if isinstance(mi.get("tokenbench"), dict) else {}
+    tb = _dict(mi.get("tokenbench"))
     env = {
         "hostname": mi.get("node"),
         "python_version": mi.get("python_version"),
@@ -114,8 +119,8 @@ def _plain_record(b: _Benchmark, f: _File, run_id: str, seq: int) -> dict[str, A
     """A benchmark the tokenbench fixture did not make: a Python function timed on the host."""
     s = b.stats
     samples = list(s.data or [])
-    tb = f.machine_info.get("tokenbench") if isinstance(f.machine_info.get("tokenbench"), dict) else {}
-    cpu = f.machine_info.get("cpu") if isinstance(f.machine_info.get("cpu"), dict) else {}
+    tb = _dict(f.machine_info.get("tokenbench"))
+    cpu = _dict(f.machine_info.get("cpu"))
     params = {f"param_{k}": _param(v) for k, v in (b.params or {}).items()}
     if b.param is not None:  # pytest's own id tells apart parametrisations whose values do not
         params["param_id"] = b.param

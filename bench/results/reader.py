@@ -122,8 +122,7 @@ def read_runs(*paths: str | Path) -> list[Run]:
                 raise ResultsError(str(e)) from None
             runs.append(Run(path, header, [{**r, "run_state": "complete", "run_complete": True} for r in rows]))
             continue
-        header = read_header(path)
-        run = Run(path, header, [])
+        run = Run(path, read_header(path), [])
         for row in _read_jsonl(path):
             run.records.append({**row, "run_state": run.state, "run_complete": run.state == "complete"})
         runs.append(run)

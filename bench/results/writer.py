@@ -30,6 +30,11 @@ class RecordSink(Protocol):
     def append(self, record: dict[str, Any]) -> None: ...
 
 
+def utc_now() -> str:
+    """UTC timestamp, ISO 8601 with a Z, to the millisecond: the time format of records and headers."""
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 def new_run_id(now: datetime | None = None) -> str:
     """`<UTC time>-<host>-<random>`: sortable, unique across nodes writing to one folder."""
     now = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pydantic
 import pytest
 
 from bench.catalog.gpus import (
@@ -298,8 +299,9 @@ def test_unquoted_toml_date_is_accepted(tmp_path: Path) -> None:
 
 def test_specs_are_immutable() -> None:
     spec = load_catalog()[0]
-    with pytest.raises(Exception):  # noqa: B017 - pydantic raises its own ValidationError type
+    with pytest.raises(pydantic.ValidationError, match=r"for GpuSpec\nid\n  Instance is frozen"):
         spec.id = "changed"  # type: ignore[misc]
+    assert spec.id != "changed"
 
 
 def test_a_match_must_not_start_inside_a_longer_word():

@@ -65,6 +65,13 @@ def test_report_without_torch(no_torch):
     assert proc.stdout.count("\n") == 1 + n_records  # a header row, then a row per record of both runs
 
 
+def test_html_report_without_torch(no_torch, tmp_path):
+    page = tmp_path / "report.html"
+    proc = tokenbench(no_torch, "report", str(SMOKE[0].parent), "--html", str(page))
+    assert proc.returncode == 0, proc.stderr
+    assert page.read_text().lower().startswith("<!doctype html>") and SMOKE[0].stem in page.read_text()
+
+
 def test_compare_without_torch(no_torch):
     proc = tokenbench(no_torch, "compare", str(SMOKE[0]), str(SMOKE[1]), "--format", "json")
     assert proc.returncode in (0, 1), proc.stderr  # a verdict (PASS/WARN or FAIL), not an error

@@ -351,7 +351,7 @@ def test_cpu_results_have_no_reference(tmp_path):
 def test_readme_compare_example_is_what_compare_prints(monkeypatch):
     """The README shows real output for the two recorded CPU runs; it must stay what the code prints."""
     root = Path(__file__).resolve().parents[2]
-    text = (root / "README.md").read_text()
+    text = (root / "results" / "README.md").read_text()
     command = re.search(r"\$ tokenbench compare (\S+) (\S+)\n(.*?)\$ echo \$\?\n(\d+)\n", text, re.S)
     assert command, "the README's compare example is missing"
     base, cand, shown, code = command.groups()

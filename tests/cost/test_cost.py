@@ -5,21 +5,16 @@ from __future__ import annotations
 import pytest
 
 from bench.catalog import prices
-from bench.cost.pricing import (
+from bench.cost.model import (
     Owned,
-    Subject,
-    analyse,
     break_even,
     crf,
-    given_offer,
     payback_months,
-    power_for,
-    project_training,
     rented_usd_per_useful_hour,
-    subjects_from_records,
-    token_bases,
     usd_per_mtok,
 )
+from bench.cost.pricing import analyse, given_offer, project_training
+from bench.cost.subjects import Subject, power_for, subjects_from_records, token_bases
 
 
 def test_usd_per_mtok_issue_example():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import warnings
 
 import pytest
 import torch
@@ -127,3 +128,60 @@ def test_cuda_dtype_support_by_compute_capability(cc, dtype, ok):
     dev = CudaDevice(torch_device=torch.device("cuda", 0), name="Some GPU", capability=cc)  # not opened
     reason = dev.unsupported_dtype_reason(dtype)
     assert (reason is None) == ok, reason
+
+
+# --- the CUDA branches of detection that need no GPU ----------------------------------------------
+
+
+def test_the_cpu_has_no_stream_and_knows_no_odd_dtype(cpu):
+    with pytest.raises(NotImplementedError, match="the cpu device has no streams"):
+        cpu.stream()
+    assert cpu.unsupported_dtype_reason("int4") == "unknown dtype 'int4'"
+    dev = CudaDevice(torch_device=torch.device("cuda", 0), name="Some GPU", capability=(9, 0))  # not opened
+    assert dev.unsupported_dtype_reason("int4") == "unknown dtype 'int4'"
+
+
+def test_cuda_build_without_a_usable_gpu_says_why(monkeypatch):
+    monkeypatch.setattr(torch.version, "cuda", "12.8")
+
+    def unavailable() -> bool:
+        warnings.warn("CUDA initialization: The NVIDIA driver on your system is too old\nmore detail", stacklevel=1)
+        return False
+
+    monkeypatch.setattr(torch.cuda, "is_available", unavailable)
+    driver = "CUDA initialization: The NVIDIA driver on your system is too old"  # the first line only
+    assert devmod.cuda_unusable_reason() == f"torch.cuda.is_available() is False ({driver})"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    assert devmod.cuda_unusable_reason() == "torch.cuda.is_available() is False (CUDA_VISIBLE_DEVICES hides every GPU)"
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
+    assert "no usable CUDA device or driver" in devmod.cuda_unusable_reason()
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert devmod.cuda_unusable_reason() is None
+
+
+def test_detect_picks_the_cuda_index_asked_for(monkeypatch):
+    opened = []
+    monkeypatch.setattr(devmod, "cuda_unusable_reason", lambda: None)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(CudaDevice, "open", classmethod(lambda cls, index: opened.append(index) or "opened"))
+    assert detect() == detect("cuda") == detect("cuda:1") == "opened"
+    assert opened == [0, 0, 1]
+    with pytest.raises(DeviceError, match="unknown device 'cuda:x'"):
+        detect("cuda:x")
+    with pytest.raises(DeviceError, match="'cuda:2' does not exist: torch sees 2 GPU"):
+        detect("cuda:2")
+
+
+def test_gpu_presence_from_device_files_and_the_cpu_name_fallback(monkeypatch):
+    monkeypatch.setattr(nvml, "gpu_names", lambda: [])
+    monkeypatch.setattr(devmod.glob, "glob", lambda pattern: ["/dev/nvidia0"])
+    assert devmod.gpu_presence_without_torch() == "NVIDIA device files exist under /dev"
+
+    def no_cpuinfo(*args, **kwargs):
+        raise OSError("no /proc here")
+
+    monkeypatch.setattr(devmod, "open", no_cpuinfo, raising=False)
+    monkeypatch.setattr(devmod.platform, "processor", lambda: "")
+    monkeypatch.setattr(devmod.platform, "machine", lambda: "aarch64")
+    assert devmod.cpu_model_name() == "aarch64"

@@ -63,7 +63,7 @@ def test_clock_event_shares_by_hand():
     assert shares == {"gpu_idle": 0.25, "sw_power_cap": 0.5, "hw_thermal_slowdown": 0.25}
     assert limited == 0.5  # gpu_idle is not a limit; 0x4 and 0x44 are
     assert clock_event_shares([Sample(0)]) == ({}, None)
-    assert telemetry.reason_names(0x800) == ["bit_0x800"]
+    assert energy.reason_names(0x800) == ["bit_0x800"]
 
 
 # --- NVML through the scripted module -------------------------------------------------------
@@ -291,7 +291,7 @@ def test_health_reads_through_nvml(use_nvml):
 
 
 def test_timer_lengthens_a_short_window_with_more_calls(cpu):
-    class Window:
+    class FakeSampler:  # a timing.WindowSampler
         min_window_s = 0.2
         opened = closed = 0.0
 
@@ -301,7 +301,7 @@ def test_timer_lengthens_a_short_window_with_more_calls(cpu):
         def stop(self):
             self.closed = time.perf_counter()
 
-    w = Window()
+    w = FakeSampler()
     cfg = TimerConfig(warmup_s=0, min_time_s=0, min_reps=2, max_reps=3)
     t = measure(lambda: sum(range(2000)), cpu, cfg, window=w)
     assert t.summary.n == 3  # max_reps holds for the kept samples

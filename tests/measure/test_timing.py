@@ -383,7 +383,21 @@ def test_agree_makes_this_rank_follow_a_rank_that_wants_more() -> None:
     assert wishes[-1] == 0  # it stopped only when both wanted to stop
 
 
-def test_without_agree_nothing_changes() -> None:
+def test_this_rank_makes_the_calls_agree_returns_not_the_ones_it_wished() -> None:
+    """An `agree` that doubles every wish: the rank takes 6 samples where alone it takes its max_reps, 5."""
+    alone = _device(l2=False)
+    t_alone = measure(_recorder(alone), alone, _fast(min_reps=5, max_reps=5))
+    assert t_alone.summary.n == 5
+
     dev = _device(l2=False)
-    t = measure(_recorder(dev), dev, _fast(min_reps=5, max_reps=5), agree=lambda n: n)
-    assert t.warmup_reps == 0 and t.summary.n == 5
+    wishes: list[int] = []
+
+    def agree(n: int) -> int:
+        wishes.append(n)
+        return 2 * n  # another rank that wants twice what this one does; 0 (stop) stays 0
+
+    t = measure(_recorder(dev), dev, _fast(min_reps=5, max_reps=5), agree=agree)
+    # on the host a wish is one call at a time: 1, 1, 1 (granted as 2, 2, 2), then 0 once 6 >= max_reps
+    assert wishes == [0, 1, 1, 1, 0, 0]  # the warm-up's stop, the sampling's, the window's (already long enough)
+    assert t.warmup_reps == 0 and t.summary.n == 6 and len(t.samples_s) == 6
+    assert len(_call_indices(dev.events)) == 1 + 6  # the first call and the samples: what agree granted

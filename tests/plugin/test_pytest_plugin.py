@@ -185,11 +185,16 @@ def test_a_suite_runs_as_tests(tmp_path):
 def test_pytest_benchmark_compare_fail_gates_a_real_regression(tmp_path):
     (tmp_path / "test_user.py").write_text(USER_TESTS)
     store = ["--benchmark-storage", f"file://{tmp_path / 'store'}", "-k", "gemm and not fp8"]
-    first = inner_pytest(tmp_path, "test_user.py", *store, "--benchmark-autosave", env={"GEMM_SIZE": "32"})
+    # One intra-op thread: on a busy host, threads spinning for a core inflate a tiny and a large
+    # GEMM alike (both about 24 ms at a load of 5), which would hide the regression below.
+    one_thread = {"OMP_NUM_THREADS": "1"}
+    first = inner_pytest(
+        tmp_path, "test_user.py", *store, "--benchmark-autosave", env={"GEMM_SIZE": "32", **one_thread}
+    )
     assert first.returncode == 0, first.stdout + first.stderr
     # the same test, now on a GEMM 4096 times the work: far more than 50% slower
     second = inner_pytest(tmp_path, "test_user.py", *store, "--benchmark-compare", "--benchmark-compare-fail",
-                          "median:50%", env={"GEMM_SIZE": "512"})  # fmt: skip
+                          "median:50%", env={"GEMM_SIZE": "512", **one_thread})  # fmt: skip
     assert second.returncode != 0 and "Performance has regressed" in second.stdout + second.stderr
     assert "machine_info is different" not in second.stdout + second.stderr  # the same machine, read the same way
     saved = list((tmp_path / "store").rglob("*.json"))

@@ -16,11 +16,12 @@ from typer.testing import CliRunner
 
 from bench.catalog import gpus, prices
 from bench.cli import app
-from bench.report.html import SORT_SCRIPT, render
+from bench.report.html import SORT_SCRIPT, cost_tables, render
 from bench.report.model import build, frame
 from bench.report.plots import all_plots
 from bench.results.reader import read_runs
-from tests.support.handmade import H100, POWER_W, write_run
+from bench.results.writer import RunWriter
+from tests.support.handmade import CONFIGS, H100, IDLE_W, POWER_W, record, write_run
 
 HOSTILE = '<script>document.title="pwned"</script><img src=x onerror=alert(1)>'
 
@@ -79,7 +80,8 @@ def test_dollars_per_mtok_by_hand(node):
     assert r["usd_per_mtok_rented"] == pytest.approx(per_useful[cheapest] / (tps * 3600 / 1e6))
     offer = next(o for o in cat.offers_for("H100-SXM") if o.id == cheapest)
     assert r["rented_offer"] == f"{offer.provider} {offer.term} ({offer.date})"
-    from bench.cost.pricing import Power, owned_for
+    from bench.cost.pricing import owned_for
+    from bench.cost.subjects import Power
 
     owned = owned_for(cat, "H100-SXM", Power(POWER_W, 90.0, "measured", "measured"))
     assert r["usd_per_mtok_owned"] == pytest.approx(owned.usd_per_useful_hour(u) / (tps * 3600 / 1e6))
@@ -244,6 +246,51 @@ def test_a_run_named_twice_is_read_once_and_same_ids_are_priced_apart(tmp_path):
     assert fast["run_id"] == slow["run_id"] and fast["seq"] == slow["seq"]
     assert slow["usd_per_mtok_owned"] == pytest.approx(2 * fast["usd_per_mtok_owned"])
     assert slow["usd_per_mtok_rented"] == pytest.approx(2 * fast["usd_per_mtok_rented"])
+
+
+def _own_prices(cat: prices.Catalog, tokens_per_s: float) -> tuple[float, float]:
+    """(owned, cheapest rented) $/Mtok of an H100 record of the hand-made runs, from its own rate, by hand."""
+    from bench.cost.pricing import owned_for
+    from bench.cost.subjects import Power
+
+    u = cat.value("utilisation")
+    mtok_per_hour = tokens_per_s * 3600 / 1e6
+    owned = owned_for(cat, "H100-SXM", Power(POWER_W, IDLE_W, "measured", "measured"))
+    rented = min(o.usd_per_gpu_hour / (u if o.committed else 1.0) for o in cat.offers_for("H100-SXM"))
+    return owned.usd_per_useful_hour(u) / mtok_per_hour, rented / mtok_per_hour
+
+
+def test_two_runs_with_the_same_seq_numbers_price_each_record_as_its_own(tmp_path):
+    write_run(tmp_path / "a", "node-a", seed=1)
+    write_run(tmp_path / "b", "node-b", seed=2, slowdown=0.5)  # seq 0 to 5 again, half as slow again
+    cat = prices.packaged()
+    rows = table(build(read_runs(tmp_path), cat), "llm").rows
+    assert len({r["run_id"] for r in rows}) == 2 and sorted(r["seq"] for r in rows) == [3, 3, 4, 4, 5, 5]
+    for r in rows:
+        owned, rented = _own_prices(cat, r["rate_tokens_per_s"])
+        assert (r["usd_per_mtok_owned"], r["usd_per_mtok_rented"]) == (pytest.approx(owned), pytest.approx(rented))
+    by_run = {(r["hostname"], r["seq"]): r["usd_per_mtok_owned"] for r in rows}
+    assert all(by_run["node-b", seq] == pytest.approx(1.5 * by_run["node-a", seq]) for seq in (3, 4, 5))
+
+
+def test_ranks_of_one_run_share_its_run_id_and_seq_but_are_priced_apart(tmp_path):
+    run_id = "20261101T000000Z-job-0001"
+    writer = RunWriter(tmp_path, run_id, {"suite": "node", "started_at": "2026-11-01T00:00:00Z"})
+    decode = next(c for c in CONFIGS if c[0] == "decode")
+    for rank, slowdown in ((0, 0.0), (1, 1.0)):  # one entry (seq 0) measured by both ranks; rank 1 twice as slow
+        writer.append(record(run_id, 0, "node", rank, decode, slowdown, 0.01, 40, rank, rank=rank, world_size=2))
+    writer.finish("complete", "2026-11-01T00:10:00Z")
+    cat = prices.packaged()
+    rep = build(read_runs(tmp_path), cat)
+    rank0, rank1 = sorted(table(rep, "llm").rows, key=lambda r: r["rank"])
+    assert (rank0["run_id"], rank0["seq"]) == (rank1["run_id"], rank1["seq"])
+    for r in (rank0, rank1):
+        owned, rented = _own_prices(cat, r["rate_tokens_per_s"])
+        assert (r["usd_per_mtok_owned"], r["usd_per_mtok_rented"]) == (pytest.approx(owned), pytest.approx(rented))
+    assert rank1["usd_per_mtok_owned"] == pytest.approx(2 * rank0["usd_per_mtok_owned"])
+    [shown] = cost_tables(rep)  # the faster rank's record, owned and each offer once: not both ranks' rows
+    assert len(shown.rows) == 1 + len(cat.offers_for("H100-SXM"))
+    assert f"output tokens at {rank0['output_tokens_per_s']:.5g}/s" in shown.title
 
 
 def test_long_strings_are_cut_in_cells(tmp_path):

@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
-from bench.report.table import _cv, fmt_frac, notes
+from bench.report.table import _cv, notes, peak_fraction_text
+from bench.text import (
+    duration,
+    headline_figure,
+    integer,
+    number,
+    percent,
+    percent_interval,
+    percent_or_na,
+    signed_percent,
+    token_rate,
+    usd,
+    usd_compact,
+    whole_percent,
+)
 
 
-def test_fmt_frac_never_shows_bandwidth_for_a_compute_workload():
-    assert fmt_frac({"flops": 1.0, "frac_peak_flops": 0.5, "frac_peak_bw": 0.9}) == "50.0%"
-    assert fmt_frac({"flops": 1.0, "frac_peak_flops": None, "frac_peak_bw": 0.9}) == "n/a"  # e.g. fp8 on A100
-    assert fmt_frac({"flops": None, "frac_peak_flops": None, "frac_peak_bw": 0.25}) == "25.0%"
+def test_peak_fraction_never_shows_bandwidth_for_a_compute_workload():
+    assert peak_fraction_text({"flops": 1.0, "frac_peak_flops": 0.5, "frac_peak_bw": 0.9}) == "50.0%"
+    assert peak_fraction_text({"flops": 1.0, "frac_peak_flops": None, "frac_peak_bw": 0.9}) == "n/a"  # fp8 on A100
+    assert peak_fraction_text({"flops": None, "frac_peak_flops": None, "frac_peak_bw": 0.25}) == "25.0%"
 
 
 def test_cv_flag_only_on_unstable_ok_rows():
@@ -18,3 +32,21 @@ def test_cv_flag_only_on_unstable_ok_rows():
     assert "!" not in _cv({**shaky, "status": "failed"})
     assert not any(line.startswith("!") for line in notes([stable]))
     assert any(line.startswith("!") for line in notes([stable, shaky]))
+
+
+def test_each_number_format_shows_what_its_tables_have_always_shown():
+    """bench/text.py has one formatter per meaning; where two meanings differ in their text, both are kept."""
+    assert [duration(1.8e-3), duration(1.0), duration(4.2e-8), duration(None), duration(float("nan"))] == [
+        "1.8 ms", "1 s", "42 ns", "-", "-"]  # fmt: skip
+    assert [number(610.8372), number(12345.6, 6), number(float("inf")), integer(2**30)] == [
+        "610.8", "12345.6", "-", "1,073,741,824"]  # fmt: skip
+    # A missing fraction: "-" in the report, "n/a" in the results table (the catalog has no peak for the device)
+    assert [percent(0.1234), percent(None)] == ["12.3%", "-"]
+    assert [percent_or_na(0.1234), percent_or_na(None)] == ["12.3%", "n/a"]
+    assert [whole_percent(0.6), signed_percent(0.052), signed_percent(-0.0)] == ["60%", "+5.2%", "-0.0%"]
+    assert [percent_interval(0.01, 0.035), percent_interval(None, 0.1)] == ["[+1.0, +3.5]", "-"]
+    assert [usd(1234.5), usd(0.2319, 4), usd_compact(0.23191), usd_compact(12.4)] == [
+        "$1,234.50", "$0.2319", "$0.232", "$12.40"]  # fmt: skip
+    # Token rates in the cost tables turn whole at 100, headline figures in the node summary at 1,000
+    assert [token_rate(1557.4), token_rate(99.94), headline_figure(1557.4), headline_figure(99.94)] == [
+        "1,557", "99.9", "1,557", "99.94"]  # fmt: skip
