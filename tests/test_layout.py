@@ -25,6 +25,7 @@ LAYERS = [
     {"bench.cost"},  # analysis over records, never measuring
     {"bench.compare"},
     {"bench.report"},
+    {"bench.accept"},  # acceptance verdicts over records, against thresholds and references
     {"bench.cli", "bench.pytest_plugin", "bench.pytest_suite", "bench.__main__"},  # what users call
 ]
 MAX_MODULE_LINES = 400

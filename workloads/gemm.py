@@ -42,6 +42,7 @@ class GemmParams(Params):
     n: int = Field(4096, gt=0, description="columns of B and C (output features)")
     k: int = Field(4096, gt=0, description="reduction size (input features)")
     dtype: Dtype = Field("bf16", description="fp32 | tf32 | fp16 | bf16 | fp8")
+    corrupt: bool | None = Field(None, description="test the check: spoil one output element, as silent corruption")
 
 
 def _out_dtype(dtype: str) -> str:
@@ -76,6 +77,8 @@ class GemmCase:
         a, b = _inputs(self.p, self.device, self.generator)
         out = torch.empty_like(self.out)
         self._mm(a, b, out)
+        if self.p.corrupt:  # one element off by 16 rms: far past every tolerance, as a flipped high bit would be
+            out.view(-1)[0] += 16 * out.float().pow(2).mean().sqrt().to(out.dtype)
         ref_dtype = _ref_dtype(self.p.dtype)
         with float32_matmul_precision("fp32"):  # the reference never uses TF32
             ref = a.to(ref_dtype) @ b.to(ref_dtype)
@@ -99,7 +102,7 @@ class Gemm(Workload[GemmParams]):
     Params = GemmParams
 
     def label(self, p: GemmParams) -> str:
-        return f"{p.m}x{p.n}x{p.k} {p.dtype}"
+        return f"{p.m}x{p.n}x{p.k} {p.dtype}" + (" corrupt" if p.corrupt else "")
 
     def unsupported_reason(self, p: GemmParams, device: Device) -> str | None:
         reason = super().unsupported_reason(p, device)

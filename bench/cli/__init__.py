@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 import bench
-from bench.cli import cost, inventory, results, run
+from bench.cli import accept, cost, inventory, results, run
 
 app = typer.Typer(
     add_completion=False,
@@ -37,6 +37,7 @@ def _options(
 
 
 app.command("run")(run.run)
+app.command("accept")(accept.accept)
 app.command("cost")(cost.cost_)
 app.command("report")(results.report)
 app.command("compare")(results.compare)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -71,39 +72,77 @@ def run(
 ) -> None:
     """Run a suite and print a results table; records go to OUT/<run-id>.jsonl as each one finishes."""
     from bench.device.base import detect
-    from bench.measure import session as ses
 
     # Validate the suite before touching the GPU when one is named, so bad input costs nothing.
     if suite:
         _entries(suite, workload or [], detect("cpu"))
-    d = _join_or_launch(nproc, device, dist_timeout_s)
-    dev = _open_device(_rank_device(device, d))
+    how = Measuring(
+        out_dir, device, seed, progress, idle_s, sample_ms, energy_window_s, timeline, nproc, dist_timeout_s
+    )
+    session, files, outcome, suite_name = measure(how, lambda dev: _entries(suite, workload or [], dev), workload or [])
+    code = _finish_and_print(session, files, outcome, suite_name, outlier_pct)
+    leave(session, code)
+
+
+@dataclass(frozen=True)
+class Measuring:
+    """How to measure, as the run flags say (shared by `run` and `accept`)."""
+
+    out_dir: Path
+    device: str | None
+    seed: int | None
+    progress: bool
+    idle_s: float
+    sample_ms: float
+    energy_window_s: float
+    timeline: bool
+    nproc: int | None
+    dist_timeout_s: float
+    command: str = "run"  # what torchrun restarts in every process
+
+
+def measure(
+    how: Measuring, choose: Callable[[Device], tuple[str, list[Entry]]], workload_args: list[str]
+) -> tuple[RunSession, RunFiles, Outcome, str]:
+    """Join or launch the processes, open the session, run the chosen entries with the records on disk.
+
+    Returns in the lead process only: a rank that follows exits here, and so does an interrupted run.
+    """
+    from bench.measure import session as ses
+
+    d = _join_or_launch(how.nproc, how.device, how.dist_timeout_s, how.command)
+    dev = _open_device(_rank_device(how.device, d))
     for note in dev.notes if d is None or d.rank == 0 else []:
         warn(note)
-    suite_name, entries = _entries(suite, workload or [], dev)
+    suite_name, entries = choose(dev)
     if not entries:
         fail(f"nothing to run: suite {suite_name!r} selects no entries")
-    config = ses.SessionConfig(idle_s=idle_s, interval_s=sample_ms / 1000, min_window_s=energy_window_s, seed=seed)
+    config = ses.SessionConfig(idle_s=how.idle_s, interval_s=how.sample_ms / 1000,
+                               min_window_s=how.energy_window_s, seed=how.seed)  # fmt: skip
     session = ses.RunSession.open(dev, config, d)
     for note in session.warnings if session.is_lead else []:
         warn(note)
-    header = session.header(suite_name, workload or [], len(entries))
-    files = ses.open_files(session, out_dir, header, timeline)
+    header = session.header(suite_name, workload_args, len(entries))
+    files = ses.open_files(session, how.out_dir, header, how.timeline)
     if files is None:  # a rank that follows rank 0
         raise typer.Exit(ses.follow(session, entries, _say_failure(d)))
-    if timeline and files.timeline is None:
+    if how.timeline and files.timeline is None:
         warn(f"--timeline: nothing to sample ({session.telemetry.reason})")
-    outcome = _lead_with_progress(session, files, entries, progress, _say_failure(d))
+    outcome = _lead_with_progress(session, files, entries, how.progress, _say_failure(d))
     if outcome.state == "interrupted":
         kept = sum(files.writer.counts.values())
         err.print(f"tokenbench: interrupted: {kept} finished record(s) kept in {files.writer.records_path}",
                   markup=False)  # fmt: skip
         raise typer.Exit(outcome.exit_code)
-    code = _finish_and_print(session, files, outcome, suite_name, outlier_pct)
-    if d is not None:
+    return session, files, outcome, suite_name
+
+
+def leave(session: RunSession, code: int) -> None:
+    """End the process with `code`: under torchrun, after every rank is done, through the launcher."""
+    if session.dist is not None:
         from bench.measure import ranks
 
-        d.finish()
+        session.dist.finish()
         code = ranks.leave(code)
     if code:
         raise typer.Exit(code)
@@ -203,7 +242,7 @@ def _say_failure(d: Dist | None) -> Callable[[dict[str, Any]], None]:
     return say
 
 
-def _join_or_launch(nproc: int | None, device: str | None, timeout_s: float) -> Dist | None:
+def _join_or_launch(nproc: int | None, device: str | None, timeout_s: float, command: str = "run") -> Dist | None:
     """Inside torchrun: join the job. Otherwise, with more than one process wanted: start torchrun."""
     import torch
 
@@ -228,11 +267,11 @@ def _join_or_launch(nproc: int | None, device: str | None, timeout_s: float) -> 
             fail(f"--nproc {wanted} runs one process per GPU; --device {device} names one GPU")
         if (device or "cuda") != "cpu" and cuda_unusable_reason() is None and wanted > torch.cuda.device_count():
             fail(f"--nproc {wanted}: torch sees {torch.cuda.device_count()} GPU(s)")
-        if sys.argv[1:2] != ["run"]:  # called from code, not as `tokenbench run ...`
-            fail("--nproc above 1 needs the tokenbench run command line (it restarts itself under torchrun)")
+        if sys.argv[1:2] != [command]:  # called from code, not as `tokenbench run ...`
+            fail(f"--nproc above 1 needs the tokenbench {command} command line (it restarts itself under torchrun)")
         args = dist.without_option(sys.argv[2:], "--nproc")
         kind = "cpu" if (device or "").lower() == "cpu" or cuda_unusable_reason() else "cuda"
-        raise typer.Exit(dist.launch(wanted, args, kind))
+        raise typer.Exit(dist.launch(wanted, args, kind, command))
     return None
 
 

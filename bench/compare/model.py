@@ -122,6 +122,8 @@ def config_key(record: dict[str, Any]) -> tuple[str, str]:
     params = {k: _param(v) for k, v in record.items() if k.startswith("param_") and v is not None}
     if node.joint(record):
         params["ranks"] = record.get("world_size")
+    if record.get("soak_interval") is not None:  # a soak's intervals are measurements of their own
+        params["soak_interval"] = record["soak_interval"]
     return str(record["workload"]), json.dumps(params, sort_keys=True)
 
 

@@ -147,10 +147,10 @@ def cpu_threads(local_world_size: int) -> int:
     return max(1, usable_cpus() // max(local_world_size, 1))
 
 
-def torchrun_argv(nproc: int, args: list[str]) -> list[str]:
-    """The command that runs `tokenbench run ARGS` in `nproc` processes on this node."""
+def torchrun_argv(nproc: int, args: list[str], command: str = "run") -> list[str]:
+    """The command that runs `tokenbench COMMAND ARGS` (run or accept) in `nproc` processes on this node."""
     return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
-            "-m", "bench", "run", *args]  # fmt: skip
+            "-m", "bench", command, *args]  # fmt: skip
 
 
 def without_option(argv: list[str], name: str) -> list[str]:
@@ -166,8 +166,8 @@ def without_option(argv: list[str], name: str) -> list[str]:
     return out
 
 
-def launch(nproc: int, run_args: list[str], device_kind: str) -> int:
-    """Run `tokenbench run ARGS` in `nproc` processes under torchrun; the run's exit code.
+def launch(nproc: int, run_args: list[str], device_kind: str, command: str = "run") -> int:
+    """Run `tokenbench COMMAND ARGS` in `nproc` processes under torchrun; the run's exit code.
 
     That is rank 0's: 0, or 1 when a record failed or a card's health failed. Where torchrun
     itself fails (a rank crashed, a rank timed out), its own non-zero code.
@@ -180,7 +180,7 @@ def launch(nproc: int, run_args: list[str], device_kind: str) -> int:
         env[EXIT_CODE_FILE_ENV] = str(code_file)
         # torchrun gets a process group of its own, and every stop signal this launcher receives
         # (Ctrl-C, a CI cancel, a scheduler's SIGTERM) is passed on to it; it stops its ranks.
-        proc = subprocess.Popen(torchrun_argv(nproc, run_args), env=env, start_new_session=True)
+        proc = subprocess.Popen(torchrun_argv(nproc, run_args, command), env=env, start_new_session=True)
         got: list[int] = []
 
         def forward(signum: int, _frame: object) -> None:

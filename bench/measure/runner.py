@@ -166,6 +166,7 @@ class Runner:
             "cuda_version": env.get("cuda_version"),
             "driver_version": env.get("driver_version"),
             **(self.dist.fields() if self.dist else {}),
+            **dict(entry.tags),
         }
 
     def _measure(self, entry: Entry, record: dict[str, Any]) -> None:

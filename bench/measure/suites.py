@@ -54,6 +54,7 @@ class Entry:
     workload: Workload
     params: Params
     timer: TimerConfig
+    tags: tuple[tuple[str, Any], ...] = ()  # fields the record carries as they are (a soak's interval)
 
     @property
     def label(self) -> str:

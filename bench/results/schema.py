@@ -166,6 +166,9 @@ FIELDS: dict[str, str] = {
     "health_change": "ok | warn (corrected ECC errors or repairs grew) | fail (uncorrected errors, pending or "
     "failed repairs: the record fails) | null (counters unreadable)",
     "health_detail": "which ECC / retired-page / remapped-row counters changed during the measurement",
+    "phase": "soak for an interval of tokenbench accept's soak; absent for a suite entry",
+    "soak_interval": "the soak interval's index, from 0 (its label says 'k/n')",
+    "soak_interval_s": "the soak's interval length, seconds (each interval is timed this long, no warm-up)",
 }
 
 
@@ -178,14 +181,14 @@ def documented(key: str) -> bool:
 
 # Types by field; every other documented field (and every _p90_s / _p99_s sibling) is a number.
 INT_FIELDS = ("schema_version", "seq", "workload_version", "gpu_index", "n_samples", "rank", "local_rank", "node_rank",
-              "world_size", "job_ranks", "size_bytes", "wrong_values")  # fmt: skip
+              "world_size", "job_ranks", "size_bytes", "wrong_values", "soak_interval")  # fmt: skip
 BOOL_FIELDS = ("l2_flushed", "unstable", "check_passed", "energy_disagrees")
 STR_FIELDS = (
     "run_id", "workload", "family", "label", "status", "reason", "started_at", "finished_at", "hostname",
     "device", "device_kind", "device_name", "gpu_uuid", "tokenbench_version", "torch_version", "cuda_version",
     "driver_version", "timer", "peak_gpu_id", "peak_source", "peak_reason", "model_preset", "compute_dtype",
     "kernel", "check_detail", "telemetry_source", "power_reading", "energy_source", "energy_reason",
-    "cpu_energy_reason", "health_change", "health_detail", "backend",
+    "cpu_energy_reason", "health_change", "health_detail", "backend", "phase",
 )  # fmt: skip
 REQUIRED = ("schema_version", "run_id", "workload", "status")
 Scalar = str | int | float | bool | None
