@@ -6,12 +6,17 @@ when they run.
 
 from __future__ import annotations
 
-from typing import Annotated
+import contextlib
+import errno
+import os
+import sys
+from typing import Annotated, NoReturn
 
 import typer
 
 import bench
 from bench.cli import accept, cost, inventory, results, run
+from bench.measure import lifeline
 
 app = typer.Typer(
     add_completion=False,
@@ -46,7 +51,29 @@ app.command("env")(inventory.env_)
 
 
 def main() -> None:
-    app()
+    if lifeline.under_torchrun():  # first thing: a rank whose torchrun is killed must not run on
+        lifeline.die_with_parent()
+    try:
+        app()
+    except KeyboardInterrupt:  # before a command could answer it: while starting up
+        _leave_quietly("tokenbench: interrupted while starting; nothing was measured", 130)
+    except OSError as e:
+        if e.errno not in OUTPUT_ERRORS:
+            raise
+        _leave_quietly(f"tokenbench: error: cannot write the output ({e.strerror or e})", 1)
+
+
+OUTPUT_ERRORS = (errno.ENOSPC, errno.EIO, errno.EFBIG, errno.EDQUOT)  # `report > /dev/full`, a full disk
+
+
+def _leave_quietly(message: str, code: int) -> NoReturn:
+    """One line on stderr, and no second error when Python flushes a stdout that cannot be written."""
+    with contextlib.suppress(OSError):
+        sys.stderr.write(message + "\n")
+        sys.stderr.flush()
+    with contextlib.suppress(OSError):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    sys.exit(code)
 
 
 __all__ = ["app", "main"]

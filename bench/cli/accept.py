@@ -85,12 +85,11 @@ def accept(
 
     session, files, outcome, suite_name = runcmd.measure(how, choose, [])
     from bench.accept.verdict import judge
-    from bench.measure import session as ses
 
     verdicts = judge(outcome.records, th, _reference(outcome.records, reference_dir))
     acceptance = {"profile": profile, "thresholds": str(thresholds) if thresholds else "packaged",
                   "verdict": _overall(verdicts), "nodes": [v.as_json() for v in verdicts]}  # fmt: skip
-    ses.complete(files, acceptance=acceptance)
+    runcmd.complete_or_exit(files, outcome, acceptance=acceptance)
     _print(verdicts, suite_name, profile, files.writer.records_path, th)
     runcmd.leave(session, 0 if acceptance["verdict"] == "PASS" else 1)
 

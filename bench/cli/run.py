@@ -109,32 +109,70 @@ def measure(
     Returns in the lead process only: a rank that follows exits here, and so does an interrupted run.
     """
     from bench.measure import session as ses
+    from bench.results.writer import utc_now
 
-    d = _join_or_launch(how.nproc, how.device, how.dist_timeout_s, how.command)
-    dev = _open_device(_rank_device(how.device, d))
-    for note in dev.notes if d is None or d.rank == 0 else []:
-        warn(note)
-    suite_name, entries = choose(dev)
-    if not entries:
-        fail(f"nothing to run: suite {suite_name!r} selects no entries")
-    config = ses.SessionConfig(idle_s=how.idle_s, interval_s=how.sample_ms / 1000,
-                               min_window_s=how.energy_window_s, seed=how.seed)  # fmt: skip
-    session = ses.RunSession.open(dev, config, d)
-    for note in session.warnings if session.is_lead else []:
-        warn(note)
-    header = session.header(suite_name, workload_args, len(entries))
-    files = ses.open_files(session, how.out_dir, header, how.timeline)
-    if files is None:  # a rank that follows rank 0
-        raise typer.Exit(ses.follow(session, entries, _say_failure(d)))
-    if how.timeline and files.timeline is None:
-        warn(f"--timeline: nothing to sample ({session.telemetry.reason})")
-    outcome = _lead_with_progress(session, files, entries, how.progress, _say_failure(d))
+    session, files, entries, suite_name = _start(how, choose, workload_args)
+    d = session.dist
+    try:
+        outcome = _lead_with_progress(session, files, entries, how.progress, _say_failure(d))
+    except KeyboardInterrupt:  # in the moment before the first entry: the header must not stay `running`
+        why = "interrupted by the user (SIGINT) before the first entry"
+        files.writer.finish("interrupted", utc_now(), why)
+        outcome = ses.Outcome("interrupted", [], reason=why, exit_code=130)
     if outcome.state == "interrupted":
         kept = sum(files.writer.counts.values())
         err.print(f"tokenbench: interrupted: {kept} finished record(s) kept in {files.writer.records_path}",
                   markup=False)  # fmt: skip
         raise typer.Exit(outcome.exit_code)
+    if outcome.state == "crashed":  # records could not be written: the ones before are kept
+        fail(outcome.reason or "the results could not be written", code=1)
     return session, files, outcome, suite_name
+
+
+def _start(
+    how: Measuring, choose: Callable[[Device], tuple[str, list[Entry]]], workload_args: list[str]
+) -> tuple[RunSession, RunFiles, list[Entry], str]:
+    """Everything before the first entry: processes, device, entries, session (idle baseline), files."""
+    from bench.measure import session as ses
+    from bench.results.writer import check_out_dir
+
+    why = check_out_dir(how.out_dir)  # before any process starts or anything is measured
+    if why:
+        fail(f"--out: {why}")
+    try:
+        d = _join_or_launch(how.nproc, how.device, how.dist_timeout_s, how.command)
+        dev = _open_device(_rank_device(how.device, d))
+        for note in dev.notes if d is None or d.rank == 0 else []:
+            warn(note)
+        suite_name, entries = choose(dev)
+        if not entries:
+            fail(f"nothing to run: suite {suite_name!r} selects no entries")
+        config = ses.SessionConfig(idle_s=how.idle_s, interval_s=how.sample_ms / 1000,
+                                   min_window_s=how.energy_window_s, seed=how.seed)  # fmt: skip
+        session = ses.RunSession.open(dev, config, d)
+        for note in session.warnings if session.is_lead else []:
+            warn(note)
+        files = ses.open_files(session, how.out_dir, session.header(suite_name, workload_args, len(entries)),
+                               how.timeline)  # fmt: skip
+    except KeyboardInterrupt:
+        fail("interrupted while starting (importing torch, opening the device or the idle baseline); "
+             "nothing was measured", code=130)  # fmt: skip
+    if files is None:  # a rank that follows rank 0
+        raise typer.Exit(ses.follow(session, entries, _say_failure(d)))
+    if how.timeline and files.timeline is None:
+        warn(f"--timeline: nothing to sample ({session.telemetry.reason})")
+    return session, files, entries, suite_name
+
+
+def complete_or_exit(files: RunFiles, outcome: Outcome, **header_fields: Any) -> None:
+    """Write the end of the header; a Ctrl-C or SIGTERM that came meanwhile then ends the process."""
+    from bench.measure import session as ses
+
+    late = ses.complete(files, outcome, **header_fields)
+    if late:
+        err.print(f"tokenbench: interrupted after the last record; the run is complete: {files.writer.header_path}",
+                  markup=False, soft_wrap=True)  # fmt: skip
+        raise typer.Exit(late)
 
 
 def leave(session: RunSession, code: int) -> None:
@@ -175,12 +213,11 @@ def _finish_and_print(
 ) -> int:
     """Write the end of the header, print the tables, notes and totals; the run's exit code."""
     from bench.compare import node
-    from bench.measure import session as ses
     from bench.report.table import notes, results_tables
 
     records, writer, d, dev = outcome.records, files.writer, session.dist, session.device
     summary = node.summarize(records, outlier_pct / 100)
-    ses.complete(files, **({"node_summary": summary.as_json()} if summary.gpus else {}))
+    complete_or_exit(files, outcome, **({"node_summary": summary.as_json()} if summary.gpus else {}))
     where = f"{d.world_size} processes ({dev.kind})" if d else f"{dev.name} ({dev.torch_device})"
     for table in results_tables(records, title=f"tokenbench {suite_name} on {where}, run {session.run_id}"):
         out.print(table)

@@ -28,9 +28,9 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from bench.measure.lifeline import die_with_parent, under_torchrun
 from bench.results.writer import RunWriter
 
-LAUNCH_ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK")
 # Set by `tokenbench run --nproc`: rank 0 leaves its exit code here and exits 0, so that torchrun
 # does not print a traceback for a run that merely found a failed record; the launcher exits with it.
 EXIT_CODE_FILE_ENV = "TOKENBENCH_EXIT_CODE_FILE"
@@ -42,7 +42,7 @@ class DistError(RuntimeError):
 
 def launched() -> bool:
     """True inside a process that torchrun (or an equivalent launcher) started."""
-    return all(k in os.environ for k in LAUNCH_ENV)
+    return under_torchrun()
 
 
 def _env_int(name: str, default: int | None = None) -> int:
@@ -118,6 +118,7 @@ def init(device_kind: str, timeout_s: float) -> Dist:
     `timeout_s` bounds a workload's collective (a rank that stopped taking part); the harness's own
     group waits longer, since ranks reach the end of an entry they run alone at their own pace.
     """
+    die_with_parent()  # torchrun killed (or the launcher above it): this rank stops too
     rank, world = _env_int("RANK"), _env_int("WORLD_SIZE")
     local_rank = _env_int("LOCAL_RANK")
     local_world = _env_int("LOCAL_WORLD_SIZE", world)
@@ -180,7 +181,8 @@ def launch(nproc: int, run_args: list[str], device_kind: str, command: str = "ru
         env[EXIT_CODE_FILE_ENV] = str(code_file)
         # torchrun gets a process group of its own, and every stop signal this launcher receives
         # (Ctrl-C, a CI cancel, a scheduler's SIGTERM) is passed on to it; it stops its ranks.
-        proc = subprocess.Popen(torchrun_argv(nproc, run_args, command), env=env, start_new_session=True)
+        proc = subprocess.Popen(torchrun_argv(nproc, run_args, command), env=env, start_new_session=True,
+                                preexec_fn=die_with_parent)  # fmt: skip
         got: list[int] = []
 
         def forward(signum: int, _frame: object) -> None:

@@ -11,10 +11,11 @@ Nothing here prints: what a person should be told comes back as `warnings` and i
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ from bench.device.rapl import HostEnergy
 from bench.measure import provenance, ranks
 from bench.measure.runner import Runner
 from bench.measure.suites import Entry
-from bench.results.writer import RecordSink, RunWriter, TimelineWriter, new_run_id, utc_now
+from bench.results.writer import RecordSink, ResultsWriteError, RunWriter, TimelineWriter, new_run_id, utc_now
 
 
 class Terminated(BaseException):
@@ -51,12 +52,13 @@ class SessionConfig:
 class Outcome:
     """How a run ended: its records (every rank's, on rank 0), the end state and the card's health."""
 
-    state: str  # complete | interrupted
+    state: str  # complete | interrupted | crashed (records could not be written)
     records: list[dict[str, Any]]
     health_level: str | None = None  # ok | warn | fail | None (no health counters)
     health_detail: str | None = None
-    reason: str | None = None  # why it was interrupted
-    exit_code: int = 0  # 130 after SIGINT, 143 after SIGTERM
+    reason: str | None = None  # why it was interrupted, or could not be written
+    exit_code: int = 0  # 130 after SIGINT, 143 after SIGTERM, 1 when records could not be written
+    held: HeldSignals | None = None  # signals held until `complete` has written the header
 
 
 def idle_baseline(
@@ -230,8 +232,10 @@ def _record_health(session: RunSession, writer: RunWriter, gather: bool) -> tupl
 def lead(session: RunSession, files: RunFiles, entries: list[Entry], **hooks: Any) -> Outcome:
     """The lead process: run every entry, keep records on disk as they finish, end the header.
 
-    SIGINT and SIGTERM end the run as `interrupted` with every finished record kept; any other
-    exception ends it as `crashed` and propagates. `hooks` go to the Runner (on_start, on_record ...).
+    SIGINT and SIGTERM end the run as `interrupted` with every finished record kept; a record that
+    cannot be written (a full disk) ends it as `crashed` with the reason; any other exception ends
+    it as `crashed` and propagates. Once the last entry is done, signals are held until `complete`
+    has written the header. `hooks` go to the Runner (on_start, on_record ...).
     """
     writer = files.writer
     if files.timeline:
@@ -239,14 +243,20 @@ def lead(session: RunSession, files: RunFiles, entries: list[Entry], **hooks: An
         hooks["on_window"] = lambda seq, w: samples.append(seq, w.t0_s, w.t1_s, w.samples)
     runner = session.runner(files.sink, **hooks)
     signal.signal(signal.SIGTERM, _terminated)  # a scheduler's stop, or torchrun's when a rank died
+    held = HeldSignals()
     try:
         runner.run(entries)
+        held.hold()  # still inside the try: a signal before this line is an interrupt like any other
     except (KeyboardInterrupt, Terminated) as e:
         why = str(e) if isinstance(e, Terminated) else "interrupted by the user (SIGINT)"
-        _record_health(session, writer, gather=False)
-        writer.finish("interrupted", utc_now(), why)
-        code = 143 if isinstance(e, Terminated) else 130
-        return Outcome("interrupted", runner.records, reason=why, exit_code=code)
+        with HeldSignals().holding():
+            _record_health(session, writer, gather=False)
+            writer.finish("interrupted", utc_now(), why)
+        return Outcome("interrupted", runner.records, reason=why, exit_code=143 if isinstance(e, Terminated) else 130)
+    except ResultsWriteError as e:
+        with HeldSignals().holding(), contextlib.suppress(ResultsWriteError):
+            writer.finish("crashed", utc_now(), str(e))  # where the disk still takes a header
+        return Outcome("crashed", runner.records, reason=str(e), exit_code=1)
     except BaseException as e:
         writer.finish("crashed", utc_now(), f"{type(e).__name__}: {e}")
         raise
@@ -255,10 +265,50 @@ def lead(session: RunSession, files: RunFiles, entries: list[Entry], **hooks: An
     level, detail = _record_health(session, writer, gather=True)
     sink = files.sink
     records = sink.all_records if isinstance(sink, ranks.GatheringWriter) else runner.records
-    return Outcome("complete", records, level, detail)
+    return Outcome("complete", records, level, detail, held=held)
 
 
-def complete(files: RunFiles, **header_fields: Any) -> None:
-    """End a run that finished: the header says complete, with what the caller adds (a node summary)."""
+def complete(files: RunFiles, outcome: Outcome, **header_fields: Any) -> int:
+    """End a run that finished: the header says complete, with what the caller adds (a node summary).
+
+    Returns 130 or 143 when SIGINT or SIGTERM came while the end was written (the run is complete
+    all the same), else 0; signals act as before from here on.
+    """
     files.writer.header.update(header_fields)
     files.writer.finish("complete", utc_now())
+    if outcome.held is None:
+        return 0
+    outcome.held.release()
+    return 128 + outcome.held.signum if outcome.held.signum else 0
+
+
+class HeldSignals:
+    """SIGINT and SIGTERM noted, not raised, while the end of a run is written.
+
+    A signal in the last milliseconds of a run must not leave the header saying `running`, a
+    temporary header file behind, or a traceback: the end is written, then the signal is answered.
+    """
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._before: dict[int, Any] = {}
+
+    def _note(self, signum: int, _frame: object) -> None:
+        self.signum = self.signum or signum
+
+    def hold(self) -> None:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._before[sig] = signal.signal(sig, self._note)
+
+    def release(self) -> None:
+        for sig, handler in self._before.items():
+            signal.signal(sig, handler)
+        self._before = {}
+
+    @contextlib.contextmanager
+    def holding(self) -> Iterator[HeldSignals]:
+        self.hold()
+        try:
+            yield self
+        finally:
+            self.release()

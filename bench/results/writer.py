@@ -7,6 +7,7 @@ run header, written atomically at the start (state "running") and again at the e
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import math
@@ -53,8 +54,42 @@ def finite_json(value: Any) -> Any:
     return value
 
 
+class ResultsWriteError(RuntimeError):
+    """A record or header that could not be written (a full disk, a lost mount); one line."""
+
+
+def file_mode() -> int:
+    """The mode a new file gets under this process's umask (the header must not be stricter than records)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def check_out_dir(path: Path) -> str | None:
+    """Why results cannot be written under `path` (one line), or None: tried before anything is measured."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        return f"{path} exists and is not a directory"
+    except OSError as e:
+        return f"cannot create {path} ({e.strerror or e})"
+    try:
+        fd, probe = tempfile.mkstemp(dir=path, prefix=".tokenbench-probe-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        return f"cannot write in {path} ({e.strerror or e})"
+    return None
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
 class RunWriter:
-    """Appends records to `<run-id>.jsonl`, flushed and fsynced one by one."""
+    """Appends records to `<run-id>.jsonl`, each a whole line, fsynced one by one."""
 
     def __init__(self, out_dir: str | Path, run_id: str, header: dict[str, Any]):
         self.out_dir = Path(out_dir)
@@ -71,24 +106,60 @@ class RunWriter:
             "records_file": self.records_path.name,
         }
         self.counts = dict.fromkeys(STATUSES, 0)
+        self._mode = file_mode()
         self._write_header()
-        self._fh = open(self.records_path, "a", encoding="utf-8")  # noqa: SIM115 - closed in finish
+        self._fd: int | None = os.open(self.records_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, self._mode)
 
     def _write_header(self) -> None:
         fd, tmp = tempfile.mkstemp(dir=self.out_dir, prefix=".header-", suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(finite_json(self.header), f, indent=2, allow_nan=False, default=str)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())  # on disk before the rename, so a power loss leaves old or new
-        os.replace(tmp, self.header_path)  # atomic: a reader never sees half a header
+        try:
+            os.fchmod(fd, self._mode)  # mkstemp makes it 0600; the header is read as widely as the records
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                json.dump(finite_json(self.header), f, indent=2, allow_nan=False, default=str)
+                f.write("\n")
+                f.flush()
+                os.fsync(f.fileno())  # on disk before the rename, so a power loss leaves old or new
+            os.replace(tmp, self.header_path)  # atomic: a reader never sees half a header
+        except BaseException as e:  # a full disk, or a signal: no stray temporary file, the old header stands
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            if isinstance(e, OSError):
+                raise ResultsWriteError(
+                    f"{self.header_path}: cannot write the run header ({e.strerror or e})"
+                ) from None
+            raise
 
     def append(self, record: dict[str, Any]) -> None:
+        """Write one record as one whole line: a write that fails is cut back, never left torn."""
         clean = {k: finite_json(v) for k, v in record.items()}
-        self._fh.write(json.dumps(clean, allow_nan=False, default=str) + "\n")
-        self._fh.flush()
-        os.fsync(self._fh.fileno())
+        line = (json.dumps(clean, allow_nan=False, default=str) + "\n").encode("utf-8")
+        assert self._fd is not None, "append after finish"
+        end = os.lseek(self._fd, 0, os.SEEK_END)
+        try:
+            _write_all(self._fd, line)
+            os.fsync(self._fd)
+        except OSError as e:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, end)  # back to the last whole record
+            kept = sum(self.counts.values())
+            raise ResultsWriteError(f"{self.records_path}: cannot write record {kept + 1} ({e.strerror or e}); "
+                                    f"the {kept} before it are kept") from None  # fmt: skip
         self.counts[record["status"]] = self.counts.get(record["status"], 0) + 1
+
+    def _close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def _count_on_disk(self) -> dict[str, int]:
+        """Records per status as the file holds them (a line that does not parse is not counted)."""
+        counts = dict.fromkeys(STATUSES, 0)
+        with open(self.records_path, encoding="utf-8") as f:
+            for line in f:
+                with contextlib.suppress(ValueError, KeyError, TypeError):
+                    status = json.loads(line)["status"]
+                    counts[status] = counts.get(status, 0) + 1
+        return counts
 
     def finish(self, state: str, finished_at: str, error: str | None = None) -> None:
         """Close the records file and rewrite the header with the end state and counts.
@@ -96,13 +167,8 @@ class RunWriter:
         The counts are taken from the file itself: a Ctrl-C between a record's fsync and the
         in-memory tally must not make the header disagree with what is on disk.
         """
-        self._fh.close()
-        self.counts = dict.fromkeys(STATUSES, 0)
-        with open(self.records_path, encoding="utf-8") as f:
-            for line in f:
-                if line.strip():
-                    status = json.loads(line)["status"]
-                    self.counts[status] = self.counts.get(status, 0) + 1
+        self._close()
+        self.counts = self._count_on_disk()
         self.header.update(
             {
                 "state": state,

@@ -118,7 +118,7 @@ def test_finish_complete_counts_records_by_status(tmp_path: Path) -> None:
     assert header["finished_at"] == "2024-01-01T00:00:09Z"
     assert header["error"] is None
     assert header["suite"] == "smoke"  # the start header's fields survive
-    assert w._fh.closed
+    assert w._fd is None  # closed
     assert len(_lines(w.records_path)) == 6
 
 
