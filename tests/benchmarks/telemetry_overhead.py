@@ -54,15 +54,22 @@ class BusySampler(telemetry.Sampler):
         self.busy_s = time.thread_time() - t0
 
 
-def source_for(dev) -> tuple[telemetry.Telemetry, str]:
-    tel = telemetry.for_device(dev, min_window_s=0.0)
-    if tel.active:
-        return tel, f"NVML ({tel.power_reading})"
+def scripted_telemetry(min_window_s: float = 0.0) -> telemetry.NvmlTelemetry:
+    """NVML telemetry read from the tests' scripted pynvml stand-in (a steady 300 W, its energy
+    counter the exact integral), installed in place of the real module for this process."""
     from tests.support.scripted_nvml import HANDLE, ScriptedGpu, scripted_pynvml
 
     nvml.pynvml = scripted_pynvml(ScriptedGpu(clock=time.perf_counter))
     nvml.init_error.cache_clear()
-    return telemetry.NvmlTelemetry(HANDLE, min_window_s=0.0), "scripted pynvml stand-in (holds the GIL)"
+    return telemetry.NvmlTelemetry(HANDLE, min_window_s=min_window_s)
+
+
+def source_for(dev, min_window_s: float = 0.0) -> tuple[telemetry.Telemetry, str]:
+    """The real NVML where it reads this device, else the scripted stand-in; and a label saying which."""
+    tel = telemetry.for_device(dev, min_window_s=min_window_s)
+    if tel.active:
+        return tel, f"NVML ({tel.power_reading})"
+    return scripted_telemetry(min_window_s), "scripted pynvml stand-in (holds the GIL)"
 
 
 def main() -> None:
