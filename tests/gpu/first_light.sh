@@ -46,7 +46,7 @@ while [ $# -gt 0 ]; do
     esac
     shift
 done
-[ -n "$OUT" ] || { echo "first_light.sh: give the OUT folder (the device tool's \$OUT)" >&2; usage >&2; exit 2; }
+[ -n "$OUT" ] || { echo "first_light.sh: give the OUT folder for what it produces" >&2; usage >&2; exit 2; }
 [ "$CPU" = 1 ] || CPU=0
 STEP_NAMES=",env,timer,copy,energy,llm-eager,accept,gpu-tests,llm-compiled,report,cost,"
 for name in ${ONLY//,/ } ${SKIP//,/ }; do
