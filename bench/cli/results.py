@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from bench.cli.console import err, fail, line, out, warn
+from bench.text import plain
 
 if TYPE_CHECKING:  # pandas comes with the reader: imported when a command runs, not for --help
     from bench.catalog.prices import Catalog
@@ -96,7 +97,7 @@ def report(
             html.write_text(render(rep), encoding="utf-8")
         except OSError as e:
             fail(f"--html {html}: {e.strerror or e}")
-        err.print(f"tokenbench: report: {html}", markup=False, highlight=False, soft_wrap=True)
+        err.print(plain(f"tokenbench: report: {html}"), markup=False, highlight=False, soft_wrap=True)
 
 
 def compare(
@@ -180,5 +181,6 @@ def _reference_baseline(
     if not any(run.records for run in base):
         fail(f"{folder}: no record from a {gpu}")
     baseline_label = f"reference {prov.summary()}"
-    err.print(f"tokenbench: baseline: {baseline_label} ({folder})", markup=False, highlight=False, soft_wrap=True)
+    line_to_err = f"tokenbench: baseline: {baseline_label} ({folder})"
+    err.print(plain(line_to_err), markup=False, highlight=False, soft_wrap=True)  # provenance.toml is someone's text
     return base, baseline_label

@@ -323,6 +323,18 @@ def test_reference_is_picked_by_the_candidates_gpu_model(tmp_path):
     assert "verdict: FAIL (5 PASS, 1 FAIL; 1 GPU)" in result.output
 
 
+def test_hostile_provenance_text_is_printed_as_plain_text(tmp_path):
+    refs = tmp_path / "reference"
+    write_run(refs / "H100-SXM", "refnode")
+    hostile = PROVENANCE.replace('"tokenbench tests"', '"\\u001b[31mred\\u0007 [bold]x[/] \\u202emoc"')
+    (refs / "H100-SXM" / "provenance.toml").write_text(hostile)
+    cand = tmp_path / "cand"
+    write_run(cand, "node", seed=5)
+    result = invoke("--reference", str(cand), "--reference-dir", str(refs))
+    assert "\x1b" not in result.output and "\x07" not in result.output and "\u202e" not in result.output
+    assert "by \\x1b[31mred\\x07 [bold]x[/] \\u202emoc" in result.output  # escapes shown, markup not read
+
+
 def test_no_reference_for_the_gpu_says_so(tmp_path):
     cand = tmp_path / "cand"
     write_run(cand, "node")
