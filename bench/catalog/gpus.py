@@ -17,6 +17,7 @@ from typing import Any, Literal, get_args
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, ValidationError, field_validator
 
 from bench.errors import first_error
+from bench.results import files
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -139,7 +140,7 @@ def load_catalog(path: str | Path | None = None) -> list[GpuSpec]:
         return list(_packaged())
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        text = files.read_text_bounded(p, files.limit_bytes(), "a catalog file")  # not /dev/zero, not a FIFO
     except OSError as e:
         raise CatalogError(f"{p}: cannot read: {e.strerror or e}") from None
     return _parse(text, str(p))

@@ -8,60 +8,40 @@ extends or overrides it with their own files:
   id is already known replaces it; a new id is added. Later files win.
 - `--site FILE`: site figures (`pue = 1.2`, or a table with value, date and source) and a
   `[sensitivity]` table; each named field replaces the packaged one, the rest stay.
+- `--profile NAME`: an owner profile's site figures (profiles.toml), applied before the files.
 
 Every field is validated; a bad one is a one-line `CatalogError` naming the file, entry and field.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import functools
-import re
-import sys
 from dataclasses import dataclass, field, replace
-from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from bench.catalog import gpus
 from bench.catalog.gpus import CatalogError, GpuSpec
+from bench.catalog.profiles import DEFAULT_PROFILE, PublishedTco, load_profiles
+from bench.catalog.sourced import (
+    ALL_SITE_BOUNDS,
+    OPTIONAL_SITE_BOUNDS,
+    SITE_BOUNDS,
+    SiteValue,
+    Sourced,
+    fail,
+    read_toml,
+    site_values,
+)
 from bench.errors import first_error
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10
-    import tomli as tomllib
+__all__ = ["OPTIONAL_SITE_BOUNDS", "SITE_BOUNDS", "Catalog", "CatalogError", "Offer", "Server", "SiteValue", "Sourced"]
 
 Term = Literal["on-demand", "1-year", "3-year"]
 COMMITTED_TERMS = ("1-year", "3-year")  # paid every hour of the term, used or not
-_DATE_RE = re.compile(r"^\d{4}(-(0[1-9]|1[0-2])(-\d{2})?)?$")
 _ID = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
-
-
-def _date(v: Any) -> Any:
-    return gpus.check_date(v, _DATE_RE, "YYYY, YYYY-MM or YYYY-MM-DD")
-
-
-class Sourced(BaseModel):
-    """What every catalog figure carries: when it was true and where it comes from."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
-
-    date: str
-    source: str = Field(min_length=1)
-    source_url: str | None = Field(None, pattern=r"^https?://\S+$")
-    weak: bool = False  # an estimate: unconfirmed, old, or the sources disagree; the note says why
-    note: str | None = None
-
-    _check_date = field_validator("date", mode="before")(_date)
-
-    @model_validator(mode="after")
-    def _weak_says_why(self) -> Sourced:
-        if self.weak and not (self.note and self.note.strip()):
-            raise ValueError("a weak entry needs a note saying what is weak about it")
-        return self
 
 
 class Offer(Sourced):
@@ -97,24 +77,6 @@ class Server(Sourced):
         return self.usd / self.gpus / (1.0 - self.network_share)
 
 
-class SiteValue(Sourced):
-    """One site figure (PUE, $/kWh, utilisation ...) with its date and source."""
-
-    value: float
-
-
-SITE_BOUNDS: dict[str, tuple[float, float, str]] = {
-    # name: (low, high, meaning); low < value <= high unless noted in the check below
-    "pue": (1.0, 3.0, "power usage effectiveness: facility power / IT power"),
-    "usd_per_kwh": (0.0, 1.0, "electricity price, $ per kWh"),
-    "colo_usd_per_kw_month": (0.0, 2000.0, "colocation, $ per provisioned kW per month"),
-    "depreciation_years": (0.0, 20.0, "years over which the capital is recovered"),
-    "cost_of_capital": (0.0, 1.0, "cost of capital per year (0: straight-line depreciation)"),
-    "maintenance_share": (0.0, 1.0, "maintenance and support per year, share of the capital"),
-    "utilisation": (0.0, 1.0, "share of wall-clock hours a GPU does useful work"),
-}
-_INCLUSIVE_LOW = {"pue", "cost_of_capital", "maintenance_share", "colo_usd_per_kw_month"}
-
 SENSITIVITY_KEYS = (
     "depreciation_years",
     "utilisation",
@@ -123,7 +85,11 @@ SENSITIVITY_KEYS = (
     "maintenance_share",
     "rental_price",
     "capital",
+    "residual_share",
+    "rent_decline",
+    "resale_price",
 )
+_MULTIPLIERS = ("rental_price", "capital", "resale_price")  # x the price, the capital, the resale price
 
 
 class Sensitivity(BaseModel):
@@ -138,17 +104,21 @@ class Sensitivity(BaseModel):
     maintenance_share: tuple[float, float]
     rental_price: tuple[float, float]  # x the offer's price
     capital: tuple[float, float]  # x the capital per GPU
+    residual_share: tuple[float, float]
+    rent_decline: tuple[float, float]  # a fall per year; negative: a rise
+    resale_price: tuple[float, float]  # x the resale price (moves nothing when no hours are resold)
     note: str | None = None
 
     @model_validator(mode="after")
     def _ordered(self) -> Sensitivity:
         for key in SENSITIVITY_KEYS:
             low, high = getattr(self, key)
-            if not 0 < low <= high:
-                raise ValueError(f"{key}: expected 0 < low <= high, got [{low}, {high}]")
-            if key in SITE_BOUNDS:  # a site figure's range must hold values the site figure may take
-                bottom, top, meaning = SITE_BOUNDS[key]
-                if low < bottom or high > top:
+            positive = key in _MULTIPLIERS or key in SITE_BOUNDS
+            if not (0 < low <= high if positive else low <= high):
+                raise ValueError(f"{key}: expected {'0 < ' if positive else ''}low <= high, got [{low}, {high}]")
+            if key in ALL_SITE_BOUNDS:  # a site figure's range must hold values the site figure may take
+                bottom, top, meaning = ALL_SITE_BOUNDS[key]
+                if low < bottom or high > top or (key in OPTIONAL_SITE_BOUNDS and high >= top):
                     raise ValueError(f"{key}: [{low}, {high}] goes outside [{bottom}, {top}] ({meaning})")
         return self
 
@@ -163,6 +133,8 @@ class Catalog:
     site: dict[str, SiteValue]
     sensitivity: Sensitivity
     files: tuple[str, ...] = field(default=())  # user files applied, in order
+    profile: str = DEFAULT_PROFILE  # the owner profile whose site figures stand (bench/catalog/profiles.toml)
+    published_tco: tuple[PublishedTco, ...] = ()  # published owned $/GPU-hour to calibrate the profiles against
 
     def offers_for(self, gpu_id: str) -> list[Offer]:
         """The rental offers for one catalog GPU, cheapest per GPU-hour first."""
@@ -177,34 +149,19 @@ class Catalog:
         """A site figure's value, e.g. value("utilisation")."""
         return self.site[name].value
 
+    def optional(self, name: str) -> float:
+        """An optional site figure over the life (residual_share, rent_decline, resale ...); 0 when not set."""
+        return self.site[name].value if name in self.site else 0.0
+
     def gpu_list(self) -> list[GpuSpec]:
         """Every GPU entry, packaged and the user's, for a lookup by device name."""
         return list(self.gpus.values())
 
 
-def _fail(label: str, msg: str) -> CatalogError:
-    return CatalogError(" ".join(f"{label}: {msg}".split()))  # always one line
-
-
-def _read_toml(path: Path | None, label: str, packaged: str | None = None) -> dict[str, Any]:
-    try:
-        text = (
-            (resources.files("bench") / "catalog" / packaged).read_text(encoding="utf-8")
-            if packaged
-            else Path(path).read_text(encoding="utf-8")  # type: ignore[arg-type]
-        )
-    except OSError as e:
-        raise _fail(label, f"cannot read: {e.strerror or e}") from None
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        raise _fail(label, f"invalid TOML: {e}") from None
-
-
 def _entries(data: dict[str, Any], key: str, label: str) -> list[Any]:
     entries = data.get(key, [])
     if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
-        raise _fail(label, f"{key}: expected [[{key}]] tables")
+        raise fail(label, f"{key}: expected [[{key}]] tables")
     return entries
 
 
@@ -216,9 +173,9 @@ def _validate(model: type[BaseModel], entries: list[Any], kind: str, label: str)
         try:
             item = model.model_validate(entry)
         except ValidationError as e:
-            raise _fail(label, f"{where}: {first_error(e, 'entry', show_input=True)}") from None
+            raise fail(label, f"{where}: {first_error(e, 'entry', show_input=True)}") from None
         if item.id in seen:  # type: ignore[attr-defined]
-            raise _fail(label, f"{where}: id: duplicate id (also {kind}[{seen[item.id]}])")  # type: ignore[attr-defined]
+            raise fail(label, f"{where}: id: duplicate id (also {kind}[{seen[item.id]}])")  # type: ignore[attr-defined]
         seen[item.id] = i  # type: ignore[attr-defined]
         out.append(item)
     return out
@@ -227,38 +184,16 @@ def _validate(model: type[BaseModel], entries: list[Any], kind: str, label: str)
 def _check_gpus(items: list[Offer | Server], known: dict[str, GpuSpec], kind: str, label: str) -> None:
     for i, item in enumerate(items):
         if item.gpu not in known:
-            raise _fail(
+            raise fail(
                 label, f"{kind}[{i}] ({item.id}): gpu: unknown GPU {item.gpu!r}; known: {', '.join(sorted(known))}"
             )
-
-
-def _site_values(data: dict[str, Any], label: str, default_source: str | None) -> dict[str, SiteValue]:
-    """Site figures: a table with value, date and source, or (in a user's file) a bare number."""
-    unknown = sorted(set(data) - set(SITE_BOUNDS))
-    if unknown:
-        raise _fail(label, f"unknown site field(s) {unknown}; expected some of {sorted(SITE_BOUNDS)}")
-    out: dict[str, SiteValue] = {}
-    for name, raw in data.items():
-        if isinstance(raw, (int, float)) and not isinstance(raw, bool) and default_source:
-            raw = {"value": raw, "date": dt.date.today().isoformat(), "source": default_source}
-        try:
-            item = SiteValue.model_validate(raw)
-        except ValidationError as e:
-            raise _fail(label, f"site.{name}: {first_error(e, 'value', show_input=True)}") from None
-        low, high, meaning = SITE_BOUNDS[name]
-        ok_low = item.value >= low if name in _INCLUSIVE_LOW else item.value > low
-        if not (ok_low and item.value <= high):
-            bracket = "[" if name in _INCLUSIVE_LOW else "("
-            raise _fail(label, f"site.{name}: {item.value} is outside {bracket}{low}, {high}] ({meaning})")
-        out[name] = item
-    return out
 
 
 def _sensitivity(data: Any, label: str) -> Sensitivity:
     try:
         return Sensitivity.model_validate(data)
     except ValidationError as e:
-        raise _fail(label, f"sensitivity: {first_error(e, 'sensitivity', show_input=True)}") from None
+        raise fail(label, f"sensitivity: {first_error(e, 'sensitivity', show_input=True)}") from None
 
 
 @functools.lru_cache(maxsize=1)
@@ -267,33 +202,38 @@ def packaged() -> Catalog:
     known = {g.id: g for g in gpus.load_catalog()}
     offers_label, servers_label, site_label = (f"bench/catalog/{n}.toml" for n in ("offers", "servers", "site"))
     offers = _validate(
-        Offer, _entries(_read_toml(None, offers_label, "offers.toml"), "offer", offers_label), "offer", offers_label
+        Offer, _entries(read_toml(None, offers_label, "offers.toml"), "offer", offers_label), "offer", offers_label
     )
     servers = _validate(
         Server,
-        _entries(_read_toml(None, servers_label, "servers.toml"), "server", servers_label),
+        _entries(read_toml(None, servers_label, "servers.toml"), "server", servers_label),
         "server",
         servers_label,
     )
     _check_gpus(offers, known, "offer", offers_label)
     _check_gpus(servers, known, "server", servers_label)
-    site_data = _read_toml(None, site_label, "site.toml")
-    site = _site_values(site_data.get("site", {}), site_label, default_source=None)
+    site_data = read_toml(None, site_label, "site.toml")
+    site = site_values(site_data.get("site", {}), site_label, default_source=None)
     missing = sorted(set(SITE_BOUNDS) - set(site))
     if missing:
-        raise _fail(site_label, f"site: missing {missing}")
+        raise fail(site_label, f"site: missing {missing}")
     return Catalog(
         gpus=known,
         offers={o.id: o for o in offers},
         servers={s.id: s for s in servers},
         site=site,
         sensitivity=_sensitivity(site_data.get("sensitivity"), site_label),
+        published_tco=tuple(load_profiles().published),
     )
 
 
-def load(catalog_files: list[Path] | None = None, site_files: list[Path] | None = None) -> Catalog:
-    """The packaged catalog with the user's catalog files, then site files, applied in order."""
+def load(
+    catalog_files: list[Path] | None = None, site_files: list[Path] | None = None, profile: str | None = None
+) -> Catalog:
+    """The packaged catalog, an owner profile's site figures, then the user's catalog and site files, in order."""
     cat = packaged()
+    if profile is not None:
+        cat = with_profile(cat, profile)
     for path in catalog_files or []:
         cat = _apply_catalog_file(cat, path)
     for path in site_files or []:
@@ -301,15 +241,23 @@ def load(catalog_files: list[Path] | None = None, site_files: list[Path] | None 
     return cat
 
 
+def with_profile(cat: Catalog, name: str) -> Catalog:
+    """The catalog with an owner profile's site figures in place of the packaged ones (the rest stay)."""
+    profiles = load_profiles().profiles
+    if name not in profiles:
+        raise CatalogError(f"unknown profile {name!r}; known: {', '.join(profiles)}")
+    return replace(cat, site={**cat.site, **profiles[name].site}, profile=name)
+
+
 def _apply_catalog_file(cat: Catalog, path: Path) -> Catalog:
     label = str(path)
-    data = _read_toml(path, label)
+    data = read_toml(path, label)
     unknown = sorted(set(data) - {"gpu", "offer", "server"})
     if unknown:
         hint = " (site figures go in a --site file)" if set(unknown) & {"site", "sensitivity"} else ""
-        raise _fail(label, f"unknown top-level key(s) {unknown}; expected [[gpu]], [[offer]], [[server]]{hint}")
+        raise fail(label, f"unknown top-level key(s) {unknown}; expected [[gpu]], [[offer]], [[server]]{hint}")
     if not any(data.get(k) for k in ("gpu", "offer", "server")):
-        raise _fail(label, "no [[gpu]], [[offer]] or [[server]] tables")
+        raise fail(label, "no [[gpu]], [[offer]] or [[server]] tables")
     gpu_entries = _entries(data, "gpu", label)
     new_gpus = gpus.parse_entries(gpu_entries, label) if gpu_entries else []
     known = {**cat.gpus, **{g.id: g for g in new_gpus}}
@@ -328,20 +276,20 @@ def _apply_catalog_file(cat: Catalog, path: Path) -> Catalog:
 
 def _apply_site_file(cat: Catalog, path: Path) -> Catalog:
     label = str(path)
-    data = _read_toml(path, label)
+    data = read_toml(path, label)
     sens = data.pop("sensitivity", None)
     if "site" in data and isinstance(data["site"], dict) and len(data) == 1:
         data = data["site"]  # a [site] table, as in the packaged file, is accepted too
-    site = {**cat.site, **_site_values(data, label, default_source=f"your site file {label}")}
+    site = {**cat.site, **site_values(data, label, default_source=f"your site file {label}")}
     sensitivity = cat.sensitivity
     if sens is not None:
         if not isinstance(sens, dict):
-            raise _fail(label, "sensitivity: expected a [sensitivity] table")
+            raise fail(label, "sensitivity: expected a [sensitivity] table")
         sensitivity = _sensitivity({**cat.sensitivity.model_dump(), **sens}, label)
     return replace(cat, site=site, sensitivity=sensitivity, files=(*cat.files, label))
 
 
 def with_site_value(cat: Catalog, name: str, value: float, source: str) -> Catalog:
     """The catalog with one site figure replaced (validated like a --site file's)."""
-    item = _site_values({name: value}, source, default_source=source)[name]
+    item = site_values({name: value}, source, default_source=source)[name]
     return replace(cat, site={**cat.site, name: item})

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from bench.cli.console import err, fail, out
+from bench.cli.console import err, fail, line, out, warn
 
 
 class Format(str, Enum):
@@ -70,13 +70,36 @@ def cost_(
         float | None,
         typer.Option(min=0, max=1, help="training projection: MFU (default: the best measured)"),
     ] = None,
+    profile: Annotated[
+        str | None, typer.Option(help="owner profile: enterprise (the default), neocloud or hyperscaler")
+    ] = None,
+    life_years: Annotated[float | None, typer.Option(help="useful life in years (0-15]; replaces depreciation")] = None,
+    residual_share: Annotated[
+        float | None, typer.Option(help="resale value at the end of the life, share of the capital [0, 1)")
+    ] = None,
+    rent_decline: Annotated[
+        float | None, typer.Option(help="yearly fall of rents over the life (0.2 = 20%; negative: a rise)")
+    ] = None,
+    resale_price: Annotated[
+        float | None, typer.Option(help="$/GPU-hour received for idle hours resold, after costs")
+    ] = None,
+    resale_fill: Annotated[float | None, typer.Option(help="share of idle hours resold [0, 1]")] = None,
+    fleet_mw: Annotated[
+        float | None, typer.Option(help="fleet: facility power in MW (GPUs, $ and tokens a year)")
+    ] = None,
+    contract_usd: Annotated[float | None, typer.Option(help="a rental contract's value in $: the GPUs it buys")] = None,
+    contract_years: Annotated[float | None, typer.Option(help="the contract's term in years")] = None,
 ) -> None:
-    """$ per million tokens, owned against rented, with break-even, sensitivity and a training-run projection."""
+    """$ per million tokens, owned against rented: break-even, sensitivity, the life year by year, a fleet."""
     _check_flags(locals())
+    _check_life_flags(locals())
     from bench.cost import pricing as costmod
     from bench.cost import subjects
 
-    cat = _catalog(catalog, site, utilisation)
+    given = {"utilisation": utilisation, "depreciation_years": life_years, "residual_share": residual_share,
+             "rent_decline": rent_decline, "resale_usd_per_gpu_hour": resale_price,
+             "resale_fill": resale_fill}  # fmt: skip
+    cat = _catalog(catalog, site, profile, given)
     if gpu is not None and gpu not in cat.gpus:
         fail(f"--gpu: unknown GPU {gpu!r}; known: {', '.join(sorted(cat.gpus))}")
     if results:
@@ -100,7 +123,9 @@ def cost_(
                 gc.projection = costmod.projection_for(cat, gc, priced, train_params, train_tokens, train_gpus, mfu)
             except ValueError as e:
                 err.print(f"tokenbench: warning: {e}", markup=False, highlight=False, soft_wrap=True)
-    _emit(report, fmt, plots)
+    _fleet_and_contract(report, fleet_mw, contract_usd, contract_years, usd_per_gpu_hour)
+    over_life = any(x is not None for x in (profile, life_years, residual_share, rent_decline, resale_price, fleet_mw))
+    _emit(report, fmt, plots, over_life)
 
 
 def _check_flags(f: dict[str, Any]) -> None:
@@ -131,16 +156,71 @@ def _check_flags(f: dict[str, Any]) -> None:
             fail(message)
 
 
-def _catalog(catalog: list[Path] | None, site: list[Path] | None, utilisation: float | None) -> Any:
-    from bench.catalog import prices
+def _check_life_flags(f: dict[str, Any]) -> None:
+    """The options over the life and at fleet scale: ranges, and those that go only with others."""
 
+    def bad(name: str, ok: bool, expected: str) -> tuple[bool, str]:
+        given = f[name] is not None
+        return given and not ok, f"--{name.replace('_', '-')} must be {expected}, got {f[name]:g}" if given else ""
+
+    def value(name: str) -> float:
+        return f[name] if f[name] is not None else 0.0
+
+    rules = [
+        bad("life_years", 0 < value("life_years") <= 15, "in (0, 15] years"),
+        bad("residual_share", 0 <= value("residual_share") < 1, "in [0, 1): a share of the capital"),
+        bad("rent_decline", -1 < value("rent_decline") < 1,
+            "in (-1, 1): a yearly fall (0.2 = 20%), negative for a rise"),
+        bad("resale_price", value("resale_price") >= 0, "a price of 0 or more ($/GPU-hour)"),
+        bad("resale_fill", 0 <= value("resale_fill") <= 1, "in [0, 1]: a share of the idle hours"),
+        bad("fleet_mw", value("fleet_mw") > 0, "positive (facility MW)"),
+        bad("contract_usd", value("contract_usd") > 0, "positive"),
+        bad("contract_years", value("contract_years") > 0, "positive"),
+        ((f["resale_price"] is None) != (f["resale_fill"] is None),
+         "--resale-price and --resale-fill go together (the price of resold hours and the share of idle hours sold)"),
+        ((f["contract_usd"] is None) != (f["contract_years"] is None),
+         "--contract-usd and --contract-years go together"),
+        (f["contract_usd"] is not None and f["usd_per_gpu_hour"] is None,
+         "--contract-usd needs --usd-per-gpu-hour (the rate the contract buys GPU-hours at) and --gpu"),
+    ]  # fmt: skip
+    for broken, message in rules:
+        if broken:
+            fail(message)
+
+
+def _catalog(catalog: list[Path] | None, site: list[Path] | None, profile: str | None, given: dict[str, Any]) -> Any:
+    """The catalog: packaged, the profile, the user's files, then each site figure given on the command line."""
+    from bench.catalog import prices
+    from bench.catalog.profiles import profile_names
+
+    if profile is not None and profile not in profile_names():
+        fail(f"--profile: unknown profile {profile!r}; known: {', '.join(profile_names())}")
+    flags = {"depreciation_years": "life-years", "resale_usd_per_gpu_hour": "resale-price"}
     try:
-        cat = prices.load(catalog or [], site or [])
-        if utilisation is not None:
-            cat = prices.with_site_value(cat, "utilisation", utilisation, "command line (--utilisation)")
+        cat = prices.load(catalog or [], site or [], profile)
+        for name, value in given.items():
+            if value is not None:
+                flag = flags.get(name, name.replace("_", "-"))
+                cat = prices.with_site_value(cat, name, value, f"command line (--{flag})")
     except prices.CatalogError as e:
         fail(str(e))
     return cat
+
+
+def _fleet_and_contract(report: Any, fleet_mw: float | None, usd: float | None, years: float | None,
+                        rate: float | None) -> None:  # fmt: skip
+    """--fleet-mw on each GPU model priced; --contract-usd at the given rate."""
+    from bench.cost import fleet, scenario
+
+    for gc in report.gpus.values():
+        if fleet_mw is None:
+            break
+        if gc.owned is None:
+            fail(f"--fleet-mw: no provisioned kW per GPU for {gc.gpu} in the catalog; add a [[server]] with --catalog")
+        tps = gc.focus.bases[0][1]
+        gc.fleet = scenario.fleet_for(report.catalog, gc.gpu, gc.owned, gc.reference, tps, fleet_mw)
+    if usd is not None and years is not None and rate is not None:
+        report.contract = fleet.contract(usd, years, rate)
 
 
 def _subjects_from_results(results: list[Path], gpu: str | None, cat: Any) -> tuple[list[Any], list[dict[str, Any]]]:
@@ -150,7 +230,7 @@ def _subjects_from_results(results: list[Path], gpu: str | None, cat: Any) -> tu
     from bench.results.reader import ResultsError, load_records
 
     try:
-        records = load_records(*results)
+        records = load_records(*results, on_warning=warn)
     except ResultsError as e:
         fail(str(e))
     if not records:
@@ -162,19 +242,22 @@ def _subjects_from_results(results: list[Path], gpu: str | None, cat: Any) -> tu
     return subjects.subjects_from_records(records, cat)
 
 
-def _emit(report: Any, fmt: Format, plots: Path | None) -> None:
+def _emit(report: Any, fmt: Format, plots: Path | None, over_life: bool) -> None:
     """The cost report as a table, CSV or JSON on stdout; plots written where asked."""
+    from bench.cost import export, report_life
     from bench.cost import report as cost_report
 
     if fmt is Format.csv:
-        sys.stdout.write(cost_report.frame(report).to_csv(index=False))
+        sys.stdout.write(export.frame(report).to_csv(index=False))
     elif fmt is Format.json:
-        sys.stdout.write(json.dumps(cost_report.as_json(report), indent=2, default=str) + "\n")
+        sys.stdout.write(json.dumps(export.as_json(report), indent=2, default=str) + "\n")
     else:
-        for renderable in cost_report.render(report):
+        for text in report_life.headline(report):
+            line(text)
+        for renderable in cost_report.render(report, over_life):
             out.print(renderable)
-        for line in cost_report.notes(report):
-            out.print(line, markup=False, highlight=False, soft_wrap=True)
+        for note in cost_report.notes(report):
+            out.print(note, markup=False, highlight=False, soft_wrap=True)
     if plots is not None:
         from bench.cost.plots import write_plots
 

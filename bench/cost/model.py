@@ -4,17 +4,21 @@ DESIGN: cost model. No catalog, no records: figures in, figures out. Where the i
 is bench/cost/subjects.py (what is priced) and bench/cost/pricing.py (the catalog's figures).
 
 - Capital recovery factor CRF(r, n) = r(1+r)^n / ((1+r)^n - 1); 1/n at r = 0 (straight line).
-- Owned $ per wall-clock GPU-hour = capital x (CRF + maintenance share) / 8760
+- Owned capital per year = (P - S/(1+r)^n) x CRF(r, n), S = residual share x P (the resale at end of life).
+- Owned $ per wall-clock GPU-hour = capital per year / 8760 + P x maintenance share / 8760
   + colocation $/kW-month x provisioned kW x 12 / 8760
   + energy: (active kW x u + idle kW x (1 - u)) x PUE x $/kWh.
-- $ per useful GPU-hour = $ per wall hour / u (an idle hour is paid for too).
+- Reselling idle hours: h = (1 - u) x fill of the wall hours are sold at the resale price p and draw
+  the active power: net $ per wall hour = $ per wall hour + h x (E_active - E_idle) - h x p.
+- $ per useful GPU-hour = net $ per wall hour / u (an idle hour is paid for too).
 - $/Mtok = $ per useful GPU-hour / (tokens/s per GPU x 3600 / 1e6).
 - Rented $ per useful GPU-hour: the price on demand (paid per hour used); price / u on a 1- or
   3-year term (every hour of the term is paid, so it idles like an owned GPU).
 - Break-even against an on-demand price R: owning is cheaper above
-  u* = (F + E_idle) / (R + E_idle - E_active), with F the fixed $ per wall hour and E the energy
-  $ per hour at the active and idle power. Against a committed price both sides pay every hour:
-  owning is cheaper while F + E_idle + (E_active - E_idle) u < R.
+  u* = (F + E_idle - g) / (R + E_idle - E_active - g), with F the fixed $ per wall hour, E the energy
+  $ per hour at the active and idle power and g = fill x (p - E_active + E_idle) the margin per idle
+  hour from reselling it (0 without resale). Against a committed price both sides pay every hour:
+  owning is cheaper while F + E_idle - g + (E_active - E_idle + g) u < R.
 - Months to break even (discounted payback at the cost of capital r): with S the monthly saving
   (rent paid - maintenance, colocation and energy) and r_m = (1 + r)^(1/12) - 1, the n at which
   S's present value repays the capital C: n = -ln(1 - r_m C / S) / ln(1 + r_m); C / S when r = 0.
@@ -54,7 +58,7 @@ class Owned:
     """One owned GPU and its site (per GPU: its share of the server and the network)."""
 
     capital_usd: float  # per GPU, server and network share included
-    years: float  # depreciation period
+    years: float  # depreciation period: the useful life
     rate: float  # cost of capital per year
     maintenance_share: float  # per year, of the capital
     colo_usd_per_kw_month: float
@@ -63,10 +67,21 @@ class Owned:
     usd_per_kwh: float
     active_kw: float  # measured mean power while working
     idle_kw: float  # measured idle power
+    residual_share: float = 0.0  # resale value at the end of the life, share of the capital
+    resale_usd_per_gpu_hour: float = 0.0  # received per idle hour resold, after the seller's costs
+    resale_fill: float = 0.0  # share of the idle hours actually resold
+
+    def residual_usd(self) -> float:
+        """S = residual share x P: what the GPU fetches at the end of its life."""
+        return self.capital_usd * self.residual_share
+
+    def capital_usd_per_year(self) -> float:
+        """Capital recovery: (P - S/(1+r)^n) x CRF(r, n), the residual's present value netted off."""
+        return (self.capital_usd - self.residual_usd() / (1.0 + self.rate) ** self.years) * crf(self.rate, self.years)
 
     def capital_usd_per_hour(self) -> float:
-        """Capital recovery: capital x CRF, spread over every hour of the year."""
-        return self.capital_usd * crf(self.rate, self.years) / HOURS_PER_YEAR
+        """Capital recovery per year spread over every hour of the year."""
+        return self.capital_usd_per_year() / HOURS_PER_YEAR
 
     def maintenance_usd_per_hour(self) -> float:
         """Maintenance: capital x maintenance share per year / 8760."""
@@ -85,7 +100,7 @@ class Owned:
         return kw * self.pue * self.usd_per_kwh
 
     def usd_per_wall_hour(self, utilisation: float) -> float:
-        """Fixed cost plus energy, per wall-clock hour at `utilisation`."""
+        """Fixed cost plus energy, per wall-clock hour at `utilisation` (before any resale)."""
         return self.fixed_usd_per_hour() + self.energy_usd_per_wall_hour(utilisation)
 
     def energy_usd_per_wall_hour(self, utilisation: float) -> float:
@@ -93,19 +108,49 @@ class Owned:
         u = check_utilisation(utilisation)
         return self.energy_usd_per_hour(self.active_kw) * u + self.energy_usd_per_hour(self.idle_kw) * (1 - u)
 
+    def resold_share(self, utilisation: float) -> float:
+        """h = (1 - u) x fill: the share of wall hours sold to others."""
+        return (1.0 - check_utilisation(utilisation)) * self.resale_fill
+
+    def resale_energy_usd_per_wall_hour(self, utilisation: float) -> float:
+        """The resold hours draw the active power, not the idle: h x (E_active - E_idle)."""
+        extra = self.energy_usd_per_hour(self.active_kw) - self.energy_usd_per_hour(self.idle_kw)
+        return self.resold_share(utilisation) * extra
+
+    def resale_usd_per_wall_hour(self, utilisation: float) -> float:
+        """Revenue from resold idle hours per wall hour: h x resale price."""
+        return self.resold_share(utilisation) * self.resale_usd_per_gpu_hour
+
+    def net_usd_per_wall_hour(self, utilisation: float) -> float:
+        """$ per wall hour + energy of resold hours - resale revenue per wall hour."""
+        resale = self.resale_energy_usd_per_wall_hour(utilisation) - self.resale_usd_per_wall_hour(utilisation)
+        return self.usd_per_wall_hour(utilisation) + resale
+
     def usd_per_useful_hour(self, utilisation: float) -> float:
-        """$ per hour of useful work: $ per wall hour / u (an idle hour is paid for too)."""
-        return self.usd_per_wall_hour(utilisation) / check_utilisation(utilisation)
+        """$ per hour of useful work: net $ per wall hour / u (an idle hour is paid for too)."""
+        return self.net_usd_per_wall_hour(utilisation) / check_utilisation(utilisation)
+
+    def wall_hour_line(self) -> tuple[float, float]:
+        """(a, b) with net $ per wall hour = a + b u: a = F + E_idle - g, b = E_active - E_idle + g."""
+        active, idle = self.energy_usd_per_hour(self.active_kw), self.energy_usd_per_hour(self.idle_kw)
+        margin = self.resale_fill * (self.resale_usd_per_gpu_hour - active + idle)  # g, per idle hour
+        return self.fixed_usd_per_hour() + idle - margin, active - idle + margin
 
     def break_even_utilisation(self, rent_usd_per_hour: float) -> float | None:
-        """The utilisation above which owning is cheaper per useful hour; None if never in (0, 1]."""
-        fixed = self.fixed_usd_per_hour()
-        active, idle = self.energy_usd_per_hour(self.active_kw), self.energy_usd_per_hour(self.idle_kw)
-        denominator = rent_usd_per_hour + idle - active
-        if denominator <= 0:
-            return None
-        u = (fixed + idle) / denominator  # u* = (F + E_idle) / (R + E_idle - E_active)
-        return u if 0 < u <= 1 else None
+        """The utilisation above which owning is cheaper per useful hour than an on-demand rent; else None."""
+        a, b = self.wall_hour_line()
+        side, u = cheaper_where(a, b - rent_usd_per_hour)  # u* = (F + E_idle - g) / (R + E_idle - E_active - g)
+        return u if side == "above" else None
+
+
+def cheaper_where(a: float, b: float) -> tuple[str, float | None]:
+    """Where a + b u < 0 for u in (0, 1]: ("any", None), ("never", None), ("above", u*) or ("below", u*)."""
+    at_zero, at_one = a, a + b  # a line: negative on the whole interval iff at both ends
+    if at_zero < 0 and at_one < 0:
+        return "any", None
+    if at_zero >= 0 and at_one >= 0:
+        return "never", None
+    return ("above" if b < 0 else "below"), -a / b
 
 
 def usd_per_mtok(usd_per_gpu_hour: float, tokens_per_s: float) -> float:
@@ -136,29 +181,21 @@ class BreakEven:
     utilisation: float | None  # the crossing point in (0, 1]; None when there is none
     owning_cheaper_at_site: bool  # at the site's utilisation
     payback_months: float | None  # None when owning never saves money each month
+    decline: float | None = None  # the yearly rent fall beyond which owning loses (bench/cost/life.py)
 
 
 def break_even(owned: Owned, price: float, committed: bool, utilisation: float) -> BreakEven:
     """Owned against a rental price per GPU-hour: the crossing utilisation, the verdict and the payback."""
-    fixed = owned.fixed_usd_per_hour()
-    e_active, e_idle = owned.energy_usd_per_hour(owned.active_kw), owned.energy_usd_per_hour(owned.idle_kw)
+    a, b = owned.wall_hour_line()  # owned $ per wall hour = a + b u
     cheaper_now = owned.usd_per_useful_hour(utilisation) < rented_usd_per_useful_hour(price, committed, utilisation)
-    crossing: float | None = None
-    if not committed:
-        crossing = owned.break_even_utilisation(price)
-        verdict = "renting cheaper at any utilisation" if crossing is None else f"owning cheaper above {crossing:.0%}"
-    else:  # both sides pay every hour: owning is cheaper while F + E_idle + (E_active - E_idle) u < R
-        at_idle, at_full = fixed + e_idle, fixed + e_active  # owned $ per wall hour at u -> 0 and u = 1
-        if max(at_idle, at_full) < price:
-            verdict = "owning cheaper at any utilisation"
-        elif min(at_idle, at_full) >= price:
-            verdict = "renting cheaper at any utilisation"
-        else:  # energy tips it: owning gets dearer as u grows (more active hours) when e_active > e_idle
-            crossing = (price - at_idle) / (e_active - e_idle)
-            side = "below" if e_active > e_idle else "above"
-            verdict = f"owning cheaper {side} {crossing:.0%}"
+    # on demand: a + b u < R u; committed: both pay every hour, so a + b u < R
+    side, crossing = cheaper_where(a, b - price) if not committed else cheaper_where(a - price, b)
+    verdict = {
+        "any": "owning cheaper at any utilisation",
+        "never": "renting cheaper at any utilisation",
+    }.get(side, f"owning cheaper {side} {crossing or 0:.0%}")
     rent_per_month = price * HOURS_PER_MONTH * (1.0 if committed else utilisation)
-    operating = owned.usd_per_wall_hour(utilisation) - owned.capital_usd_per_hour()
+    operating = owned.net_usd_per_wall_hour(utilisation) - owned.capital_usd_per_hour()
     saving_per_month = rent_per_month - operating * HOURS_PER_MONTH  # S = rent - maintenance, colocation, energy
     return BreakEven(verdict, crossing, cheaper_now, payback_months(owned.capital_usd, saving_per_month, owned.rate))
 

@@ -1,4 +1,5 @@
-"""`tokenbench cost --plots DIR`: $/Mtok owned against rented across utilisation, and the tornado.
+"""`tokenbench cost --plots DIR`: $/Mtok owned against rented across utilisation, the tornado, and the
+cumulative cost owned against rented over the life.
 
 Each plot is written as PNG and SVG. Reporting only: reads a `CostReport`, measures nothing.
 """
@@ -16,8 +17,9 @@ import numpy as np
 
 from bench.catalog.prices import Catalog
 from bench.cost.model import rented_usd_per_useful_hour, usd_per_mtok
-from bench.cost.pricing import CostReport, GpuCost, owned_for
+from bench.cost.pricing import CostReport, GpuCost
 from bench.cost.report import PARAMETER_TEXT
+from bench.cost.scenario import owned_for, rented_useful
 
 UTILISATION = np.linspace(0.05, 1.0, 96)
 
@@ -50,7 +52,7 @@ def utilisation_plot(cat: Catalog, gc: GpuCost) -> plt.Figure | None:
         )
     for offer in gc.offers:
         y = [
-            usd_per_mtok(rented_usd_per_useful_hour(offer.usd_per_gpu_hour, offer.committed, u), tps)
+            usd_per_mtok(rented_usd_per_useful_hour(offer.usd_per_gpu_hour * gc.rent_level, offer.committed, u), tps)
             for u in UTILISATION
         ]
         style = "--" if offer.committed else "-"
@@ -98,7 +100,7 @@ def tornado_plot(cat: Catalog, gc: GpuCost) -> plt.Figure | None:
         return None
     u = cat.value("utilisation")
     ref = gc.reference
-    base = gc.owned.usd_per_useful_hour(u) / rented_usd_per_useful_hour(ref.usd_per_gpu_hour, ref.committed, u)
+    base = gc.owned.usd_per_useful_hour(u) / rented_useful(cat, ref, u)
     rows = sorted(gc.sensitivity, key=lambda s: abs(s.ratio_high - s.ratio_low))  # widest on top
     fig, ax = plt.subplots(figsize=(8, 0.55 * len(rows) + 1.6))
     for i, s in enumerate(rows):
@@ -126,13 +128,60 @@ def tornado_plot(cat: Catalog, gc: GpuCost) -> plt.Figure | None:
     return fig
 
 
+def cumulative_plot(cat: Catalog, gc: GpuCost) -> plt.Figure | None:
+    """Cumulative cost owned against rented over the life, cash and present value (the year-by-year table)."""
+    sched, ref = gc.schedule, gc.reference
+    if sched is None or ref is None or gc.owned is None:
+        return None
+    n = gc.fleet.gpus if gc.fleet is not None else 1
+    years = [r.year for r in sched.rows]
+    fig, ax = plt.subplots(figsize=(8, 5))
+    series = (
+        ("owned", [r.owned_cumulative_usd for r in sched.rows], "black", "-"),
+        (f"rented ({ref.provider} {ref.term})", [r.rented_cumulative_usd for r in sched.rows], "tab:orange", "-"),
+        ("owned, present value", [r.owned_pv_cumulative_usd for r in sched.rows], "black", ":"),
+        ("rented, present value", [r.rented_pv_cumulative_usd for r in sched.rows], "tab:orange", ":"),
+    )
+    for label, values, colour, style in series:
+        ax.plot(years, np.array(values) * n, style, color=colour, marker="o", linewidth=2, label=label)
+    if sched.overtakes_year is not None:
+        ax.axvline(sched.overtakes_year, color="grey", linestyle="--", linewidth=1)
+    ax.set_xticks(years)
+    ax.set_xlabel("year (capital paid in year 0; the residual value comes back in the last year)")
+    scope = f"{n:,} GPUs" if n > 1 else "one GPU"
+    ax.set_ylabel(f"cumulative $ ({scope})")
+    d = cat.optional("rent_decline")
+    over = "never" if sched.overtakes_year is None else f"year {sched.overtakes_year}"
+    ax.set_title(
+        f"{gc.gpu}: cumulative cost over {gc.owned.years:g} years at {cat.value('utilisation'):.0%} utilisation; "
+        f"rent ${ref.usd_per_gpu_hour:g}/GPU-h, {d:.0%}/yr fall\nowning overtakes renting (present value): {over}",
+        fontsize=10,
+    )
+    ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: _dollars(v)))
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8, loc="best")
+    return fig
+
+
+def _dollars(value: float) -> str:
+    """An axis label: $1.5B, $250M, $45,800."""
+    for scale, suffix in ((1e9, "B"), (1e6, "M")):
+        if abs(value) >= scale:
+            return f"${value / scale:,.4g}{suffix}"
+    return f"${value:,.0f}"
+
+
 def write_plots(report: CostReport, out_dir: Path) -> list[Path]:
-    """Each GPU model's utilisation and tornado plots into `out_dir`, as PNG and SVG; the paths written."""
+    """Each GPU model's utilisation, tornado and cumulative-cost plots into `out_dir`, as PNG and SVG."""
     out_dir.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     for gc in report.gpus.values():
         stem = "cost-" + re.sub(r"[^A-Za-z0-9._-]", "_", gc.gpu)
-        for suffix, make in (("utilisation", utilisation_plot), ("tornado", tornado_plot)):
+        for suffix, make in (
+            ("utilisation", utilisation_plot),
+            ("tornado", tornado_plot),
+            ("cumulative", cumulative_plot),
+        ):
             fig = make(report.catalog, gc)
             if fig is not None:
                 written += _save(fig, out_dir, f"{stem}-{suffix}")

@@ -1,163 +1,28 @@
 """Pricing records and given rates: owned at the catalog's site against each rental offer, per GPU model.
 
-The formulas are bench/cost/model.py; what is priced (a record's token rates and power) is
-bench/cost/subjects.py. Here the catalog's figures meet them: the owned GPU at the site, the
-offers, break-even and sensitivity per GPU model, the $/Mtok rows, and a training-run projection.
+The formulas are bench/cost/model.py and bench/cost/life.py; what is priced (a record's token rates
+and power) is bench/cost/subjects.py; the catalog's figures meet the formulas in bench/cost/scenario.py.
+Here each GPU model gets its offers, break-even (utilisation and rent decline), sensitivity, decision
+and year-by-year view, and every subject its $/Mtok rows.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench.catalog import gpus
-from bench.catalog.prices import SENSITIVITY_KEYS, Catalog, Offer
-from bench.cost.model import (
-    BreakEven,
-    Owned,
-    break_even,
-    cost_ratio,
-    rented_usd_per_useful_hour,
-    training_flops,
-    training_gpu_hours,
-    usd_per_mtok,
-)
-from bench.cost.subjects import Power, Subject, not_priced
+from bench.catalog.prices import Catalog, Offer
+from bench.cost.fleet import Contract, Fleet
+from bench.cost.life import Schedule
+from bench.cost.model import BreakEven, Owned, break_even, usd_per_mtok
+from bench.cost.projection import Projection, project_training, projection_for
+from bench.cost.scenario import break_even_decline, owned_for, rent_level, rented_useful, schedule_for
+from bench.cost.sensitivity import Decision, Sensitivity, decide, sensitivity
+from bench.cost.subjects import Subject, not_priced
 
-SITE_OVERRIDES = ("depreciation_years", "pue", "usd_per_kwh", "maintenance_share", "capital")
-
-
-def owned_for(cat: Catalog, gpu_id: str, power: Power, **overrides: float) -> Owned | None:
-    """The owned GPU at the catalog's site, with any site figure (or a capital multiplier) replaced."""
-    server = cat.server_for(gpu_id)
-    if server is None:
-        return None
-    unknown = set(overrides) - set(SITE_OVERRIDES)
-    if unknown:
-        raise ValueError(f"unknown override(s) {sorted(unknown)}")
-
-    def site(name: str) -> float:
-        return overrides.get(name, cat.value(name))
-
-    return Owned(
-        capital_usd=server.capital_per_gpu_usd * overrides.get("capital", 1.0),
-        years=site("depreciation_years"),
-        rate=cat.value("cost_of_capital"),
-        maintenance_share=site("maintenance_share"),
-        colo_usd_per_kw_month=cat.value("colo_usd_per_kw_month"),
-        provisioned_kw=server.provisioned_kw_per_gpu,
-        pue=site("pue"),
-        usd_per_kwh=site("usd_per_kwh"),
-        active_kw=power.active_w / 1000,
-        idle_kw=power.idle_w / 1000,
-    )
-
-
-@dataclass(frozen=True)
-class Sensitivity:
-    """One site figure swung over its range, the rest held: owned / rented cost at each end."""
-
-    parameter: str
-    low: float
-    high: float
-    ratio_low: float  # owned / rented cost per useful hour (= per token) at `low`; below 1 owning is cheaper
-    ratio_high: float
-    owned_usd_per_useful_hour_low: float
-    owned_usd_per_useful_hour_high: float
-
-
-def sensitivity(cat: Catalog, gpu_id: str, power: Power, offer: Offer) -> list[Sensitivity]:
-    """One at a time over the catalog's ranges, the rest held at the site figures."""
-    u0 = cat.value("utilisation")
-    rows = []
-    for name in SENSITIVITY_KEYS:
-        low, high = getattr(cat.sensitivity, name)
-        ends = []
-        for value in (low, high):
-            u, factor, overrides = u0, 1.0, {}
-            if name == "utilisation":
-                u = value
-            elif name == "rental_price":
-                factor = value
-            else:
-                overrides = {name: value}
-            owned = owned_for(cat, gpu_id, power, **overrides)
-            assert owned is not None
-            ends.append((cost_ratio(owned, offer, u, factor), owned.usd_per_useful_hour(u)))
-        rows.append(Sensitivity(name, low, high, ends[0][0], ends[1][0], ends[0][1], ends[1][1]))
-    return rows
-
-
-@dataclass(frozen=True)
-class Projection:
-    """A whole training run from a measured MFU: FLOPs = 6 N D."""
-
-    params: float
-    tokens: float
-    n_gpus: int
-    mfu: float
-    mfu_from: str
-    dtype: str
-    peak_flops: float
-    flops: float
-    gpu_hours: float
-    days: float
-    power_w: float  # the active power the energy is counted at
-    power_from: str
-    energy_mwh: float  # GPU-hours x power x PUE
-    usd: dict[str, float]  # scenario id ("owned" or an offer id) -> $ for the run
-    usd_per_useful_hour: dict[str, float]  # the rate each is priced at
-    utilisation: float  # owned and committed rates are amortised at it: the fleet stays this busy
-
-
-def project_training(
-    cat: Catalog,
-    gpu_id: str,
-    power: Power,
-    params: float,
-    tokens: float,
-    n_gpus: int,
-    mfu: float,
-    mfu_from: str,
-    dtype: str = "bf16",
-    offers: list[Offer] | None = None,
-) -> Projection:
-    """A training run of `params` on `tokens` over `n_gpus` at `mfu`: its GPU-hours, days, energy and $."""
-    if params <= 0 or tokens <= 0 or n_gpus <= 0:
-        raise ValueError("training projection: parameters, tokens and GPUs must be positive")
-    if not 0 < mfu <= 1:
-        raise ValueError(f"training projection: MFU must be in (0, 1], got {mfu}")
-    peak = gpus.peak_flops(cat.gpus[gpu_id], dtype)
-    if peak is None:
-        raise ValueError(f"training projection: the catalog has no {dtype} peak for {gpu_id}")
-    flops = training_flops(params, tokens)
-    gpu_hours = training_gpu_hours(flops, mfu, peak)
-    u = cat.value("utilisation")
-    rates: dict[str, float] = {}
-    owned = owned_for(cat, gpu_id, power)
-    if owned is not None:
-        rates["owned"] = owned.usd_per_useful_hour(u)
-    for offer in offers if offers is not None else cat.offers_for(gpu_id):
-        rates[offer.id] = rented_usd_per_useful_hour(offer.usd_per_gpu_hour, offer.committed, u)
-    return Projection(
-        params=params,
-        tokens=tokens,
-        n_gpus=n_gpus,
-        mfu=mfu,
-        mfu_from=mfu_from,
-        dtype=dtype,
-        peak_flops=peak,
-        flops=flops,
-        gpu_hours=gpu_hours,
-        days=gpu_hours / n_gpus / 24,
-        power_w=power.active_w,
-        power_from=power.active_from,
-        energy_mwh=gpu_hours * power.active_w / 1000 * cat.value("pue") / 1000,
-        usd={k: gpu_hours * v for k, v in rates.items()},
-        usd_per_useful_hour=rates,
-        utilisation=u,
-    )
+__all__ = ["CostReport", "GpuCost", "analyse", "given_offer", "owned_for", "project_training", "projection_for"]
 
 
 @dataclass
@@ -170,9 +35,18 @@ class GpuCost:
     owned: Owned | None
     owned_reason: str | None
     break_even: dict[str, BreakEven] = field(default_factory=dict)  # offer id -> against the focus power
-    reference: Offer | None = None  # the offer the sensitivity compares with: cheapest per useful hour
+    reference: Offer | None = None  # the offer compared with: the user's quote, else the cheapest per useful hour
     sensitivity: list[Sensitivity] = field(default_factory=list)
     projection: Projection | None = None
+    rent_level: float = 1.0  # the level rent over the life as a multiple of today's (1: rents flat)
+    decision: Decision | None = None  # owned against the reference: which way, and what flips it
+    schedule: Schedule | None = None  # owned against the reference, year by year, per GPU
+    fleet: Fleet | None = None  # --fleet-mw
+
+    @property
+    def reference_why(self) -> str:
+        """Why the reference offer is the one compared with: "your quote" or "the cheapest offer"."""
+        return "your quote" if self.reference is not None and self.reference.id == "given" else "the cheapest offer"
 
 
 def focus_subject(subjects: list[Subject]) -> Subject:
@@ -181,18 +55,22 @@ def focus_subject(subjects: list[Subject]) -> Subject:
 
 
 def analyse_gpu(cat: Catalog, gpu_id: str, subjects: list[Subject], extra_offers: list[Offer]) -> GpuCost:
-    """One GPU model: its offers, and owned, break-even and sensitivity at the focus subject's power."""
+    """One GPU model: its offers, and owned, break-even, sensitivity and decision at the focus subject's power."""
     offers = [*extra_offers, *cat.offers_for(gpu_id)]
     focus = focus_subject(subjects)
     owned = owned_for(cat, gpu_id, focus.power)
     reason = None if owned else f"no owned server price for {gpu_id} in the catalog; add a [[server]] with --catalog"
-    result = GpuCost(gpu_id, offers, focus, owned, reason)
+    result = GpuCost(gpu_id, offers, focus, owned, reason, rent_level=rent_level(cat))
     u = cat.value("utilisation")
     if owned is not None and offers:
         for offer in offers:
-            result.break_even[offer.id] = break_even(owned, offer.usd_per_gpu_hour, offer.committed, u)
-        result.reference = min(offers, key=lambda o: rented_usd_per_useful_hour(o.usd_per_gpu_hour, o.committed, u))
+            be = break_even(owned, offer.usd_per_gpu_hour * result.rent_level, offer.committed, u)
+            result.break_even[offer.id] = dataclasses.replace(be, decline=break_even_decline(cat, owned, offer, u))
+        quoted = [o for o in extra_offers if o.id == "given"]
+        result.reference = quoted[0] if quoted else min(offers, key=lambda o: rented_useful(cat, o, u))
         result.sensitivity = sensitivity(cat, gpu_id, focus.power, result.reference)
+        result.decision = decide(cat, gpu_id, owned, result.reference, result.sensitivity, result.reference_why)
+        result.schedule = schedule_for(cat, owned, result.reference, u)
     return result
 
 
@@ -204,7 +82,7 @@ def _scenarios(cat: Catalog, s: Subject, gc: GpuCost, u: float) -> list[tuple[st
     if owned is not None and server is not None:
         fields = {
             "provider": "owned",
-            "term": f"{cat.value('depreciation_years'):g}-year depreciation",
+            "term": f"{owned.years:g}-year depreciation",
             "usd_per_gpu_hour": owned.usd_per_wall_hour(u),
             "price_date": server.date,
             "price_source": server.source,
@@ -212,7 +90,7 @@ def _scenarios(cat: Catalog, s: Subject, gc: GpuCost, u: float) -> list[tuple[st
         }
         out.append(("owned", owned.usd_per_useful_hour(u), fields))
     for offer in gc.offers:
-        be = break_even(owned, offer.usd_per_gpu_hour, offer.committed, u) if owned else None
+        be = break_even(owned, offer.usd_per_gpu_hour * gc.rent_level, offer.committed, u) if owned else None
         fields = {
             "provider": offer.provider,
             "term": offer.term,
@@ -224,7 +102,7 @@ def _scenarios(cat: Catalog, s: Subject, gc: GpuCost, u: float) -> list[tuple[st
             "price_source": offer.source,
             "price_weak": offer.weak,
         }
-        out.append((offer.id, rented_usd_per_useful_hour(offer.usd_per_gpu_hour, offer.committed, u), fields))
+        out.append((offer.id, rented_useful(cat, offer, u), fields))
     return out
 
 
@@ -276,6 +154,7 @@ class CostReport:
     skipped: list[dict[str, Any]]
     gpus: dict[str, GpuCost]
     rows: list[dict[str, Any]]
+    contract: Contract | None = None  # --contract-usd: what a rental contract buys
 
     def rows_of(self, subject: Subject) -> list[dict[str, Any]]:
         """The rows of one priced subject, as in `rows`.
@@ -307,47 +186,6 @@ def analyse(
         by_gpu.setdefault(s.gpu, []).append(s)
     costs = {g: analyse_gpu(cat, g, subs, [o for o in extra if o.gpu == g]) for g, subs in by_gpu.items()}
     return CostReport(cat, subjects, skipped, costs, price_rows(cat, subjects, costs))
-
-
-def projection_for(
-    cat: Catalog,
-    gc: GpuCost,
-    subjects: list[Subject],
-    params: float,
-    tokens: float,
-    n_gpus: int,
-    mfu: float | None = None,
-) -> Projection:
-    """The training projection for one GPU: from the given MFU, else its best measured training record."""
-    if mfu is not None:
-        return project_training(
-            cat, gc.gpu, gc.focus.power, params, tokens, n_gpus, mfu, "given (--mfu)", offers=gc.offers
-        )
-    trained = [s for s in subjects if s.gpu == gc.gpu and s.workload == "train" and s.mfu]
-    if not trained:
-        raise ValueError(f"training projection for {gc.gpu}: no training record with an MFU; pass --mfu")
-
-    def dtype_of(s: Subject) -> str:
-        return s.compute_dtype if s.compute_dtype in gpus.PEAK_DTYPES else "bf16"
-
-    def achieved(s: Subject) -> float:  # FLOP/s, so a bf16 record at 40% does not beat fp8 at 30%
-        return (s.mfu or 0.0) * (gpus.peak_flops(cat.gpus[gc.gpu], dtype_of(s)) or 0.0)
-
-    best = max(trained, key=achieved)
-    dtype = dtype_of(best)
-    where = f", run {best.run_id} seq {best.seq}" if best.run_id else ""
-    return project_training(
-        cat,
-        gc.gpu,
-        best.power,
-        params,
-        tokens,
-        n_gpus,
-        best.mfu or 0.0,
-        f"measured: {best.label}{where}",
-        dtype=dtype,
-        offers=gc.offers,
-    )
 
 
 def given_offer(gpu_id: str, usd_per_gpu_hour: float, term: str = "on-demand") -> Offer:

@@ -1,32 +1,37 @@
-"""`tokenbench cost` output: tables that show every assumption, and the same data as CSV or JSON.
+"""`tokenbench cost` output: tables that show every assumption.
 
-Reporting only: reads a `CostReport` (bench/cost/pricing.py), computes nothing new.
+Reporting only: reads a `CostReport` (bench/cost/pricing.py), computes nothing new. The tables over
+the life and at fleet scale are bench/cost/report_life.py; CSV and JSON are bench/cost/export.py.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections import Counter
 from typing import Any
 
-import pandas as pd
 from rich.console import RenderableType
 from rich.table import Table
 
-from bench.catalog.prices import SITE_BOUNDS, Catalog, Offer, Sourced
-from bench.cost.model import crf, rented_usd_per_useful_hour
+from bench.catalog.prices import OPTIONAL_SITE_BOUNDS, SITE_BOUNDS, Catalog, Sourced
+from bench.catalog.profiles import DEFAULT_PROFILE, profile_names
+from bench.cost import report_life
+from bench.cost.model import Owned, crf
 from bench.cost.pricing import CostReport, GpuCost
+from bench.cost.scenario import rented_useful
 from bench.text import token_rate, usd, whole_percent
 
 TERM_SHORT = {"on-demand": "on-demand", "1-year": "1-yr", "3-year": "3-yr"}
 PARAMETER_TEXT = {
-    "depreciation_years": "depreciation (years)",
+    "depreciation_years": "life: depreciation (years)",
     "utilisation": "utilisation",
     "pue": "PUE",
     "usd_per_kwh": "electricity ($/kWh)",
     "maintenance_share": "maintenance (/yr of capital)",
     "rental_price": "rental price (x)",
     "capital": "capital (x)",
+    "residual_share": "residual value (/capital)",
+    "rent_decline": "rent decline (/yr)",
+    "resale_price": "resale price (x)",
 }
 
 
@@ -40,8 +45,12 @@ def _source(item: Sourced) -> str:
 
 def site_value_text(name: str, value: float) -> str:
     """A site figure with its unit: "60%", "$0.1/kWh", "5 years"."""
-    if name in ("cost_of_capital", "maintenance_share", "utilisation"):
+    if name in ("cost_of_capital", "maintenance_share", "utilisation", "residual_share", "resale_fill"):
         return f"{100 * value:g}%"
+    if name == "rent_decline":
+        return f"{100 * value:g}% a year" + (" (a rise)" if value < 0 else "")
+    if name == "resale_usd_per_gpu_hour":
+        return f"${value:g}/GPU-hour"
     if name == "usd_per_kwh":
         return f"${value:g}/kWh"
     if name == "colo_usd_per_kw_month":
@@ -51,12 +60,20 @@ def site_value_text(name: str, value: float) -> str:
     return f"{value:g}"
 
 
+def profile_text(cat: Catalog) -> str:
+    """The owner profile in use, and whether it is the default: "profile enterprise (the default)"."""
+    others = [n for n in profile_names() if n != cat.profile]
+    default = " (the default)" if cat.profile == DEFAULT_PROFILE else ""
+    return f"profile {cat.profile}{default}; --profile {' or '.join(others)} to change"
+
+
 def site_table(cat: Catalog) -> Table:
     """Every site figure of the owned scenario, with its date and source (* marks a weak one)."""
-    t = Table(title="Site assumptions (owned scenario)", title_justify="left", header_style="bold")
+    title = f"Site assumptions (owned scenario; {profile_text(cat)})"
+    t = Table(title=title, title_justify="left", header_style="bold")
     for col in ("figure", "value", "date", "source"):
         t.add_column(col, overflow="fold")
-    for name in SITE_BOUNDS:
+    for name in [*SITE_BOUNDS, *(n for n in OPTIONAL_SITE_BOUNDS if n in cat.site)]:
         item = cat.site[name]
         t.add_row(name, site_value_text(name, item.value) + _weak(item), item.date, _source(item))
     return t
@@ -83,11 +100,7 @@ def owned_table(cat: Catalog, gc: GpuCost) -> Table | None:
         f"{usd(server.usd, 0)} / {server.gpus} GPUs / (1 - {share:g} network share) = {usd(o.capital_usd, 0)} per GPU",
         "",
     )
-    t.add_row(
-        "capital recovery",
-        f"{usd(o.capital_usd, 0)} x CRF({100 * o.rate:g}%, {o.years:g} y) {crf(o.rate, o.years):.4f} / 8760 h",
-        usd(o.capital_usd_per_hour(), 3),
-    )
+    t.add_row("capital recovery", _capital_formula(o), usd(o.capital_usd_per_hour(), 3))
     t.add_row(
         "maintenance",
         f"{usd(o.capital_usd, 0)} x {100 * o.maintenance_share:g}% / 8760 h",
@@ -106,58 +119,71 @@ def owned_table(cat: Catalog, gc: GpuCost) -> Table | None:
         usd(o.energy_usd_per_wall_hour(u), 3),
     )
     t.add_row("per wall-clock hour", "sum of the above", usd(o.usd_per_wall_hour(u), 3))
+    if o.resale_fill > 0:
+        h = o.resold_share(u)
+        t.add_row(
+            "resold hours' energy",
+            f"{h:.1%} of hours resold x (active - idle) energy",
+            usd(o.resale_energy_usd_per_wall_hour(u), 3),
+        )
+        t.add_row(
+            "resale of idle hours",
+            f"- {whole_percent(1 - u)} idle x {o.resale_fill:.0%} fill x ${o.resale_usd_per_gpu_hour:g}/GPU-hour",
+            report_life.money(-o.resale_usd_per_wall_hour(u), 3),
+        )
+        t.add_row("net per wall-clock hour", "sum of the above", usd(o.net_usd_per_wall_hour(u), 3))
     t.add_row("per useful hour", f"/ {whole_percent(u)} utilisation", f"[bold]{usd(o.usd_per_useful_hour(u), 3)}[/]")
+    for row in report_life.calibration_rows(cat, gc):
+        t.add_row(*row)
     return t
 
 
+def _capital_formula(o: Owned) -> str:
+    """capital x CRF, or with a residual value (P - S/(1+r)^n) x CRF."""
+    factor = f"CRF({100 * o.rate:g}%, {o.years:g} y) {crf(o.rate, o.years):.4f}"
+    if o.residual_share == 0:
+        return f"{usd(o.capital_usd, 0)} x {factor} / 8760 h"
+    residual = f"{usd(o.residual_usd(), 0)} residual ({o.residual_share:.0%}) / {1 + o.rate:g}^{o.years:g}"
+    return f"({usd(o.capital_usd, 0)} - {residual}) x {factor} / 8760 h"
+
+
 def offers_table(cat: Catalog, gc: GpuCost) -> Table:
-    """Each rental offer, its $ per useful hour, and owning against it: break-even and payback."""
+    """Each rental offer, its $ per useful hour, and owning against it: break-even (utilisation, decline), payback."""
     u = cat.value("utilisation")
     life = cat.value("depreciation_years") * 12
+    level = gc.rent_level != 1.0
     owned_at = f" (owned at {gc.focus.power.active_w:.0f} W)" if gc.owned else " (no owned price to compare)"
     t = Table(
         title=f"Rented {gc.gpu}, and owning against each offer{owned_at}",
         title_justify="left",
         header_style="bold",
     )
-    for col, justify in (
-        ("key", "left"),
-        ("offer", "left"),
-        ("term", "left"),
-        ("$/GPU-h", "right"),
-        (f"$/useful h at {whole_percent(u)}", "right"),
-        ("date", "left"),
-        ("break-even", "left"),
-        ("payback months", "right"),
-        ("source", "left"),
-    ):
+    columns = [("key", "left"), ("offer", "left"), ("term", "left"), ("$/GPU-h", "right")]
+    if level:
+        columns.append((f"level $/GPU-h, {cat.optional('rent_decline'):.0%}/yr fall", "right"))
+        columns.append((f"rent PV over {cat.value('depreciation_years'):g} y", "right"))
+    columns += [(f"$/useful h at {whole_percent(u)}", "right"), ("date", "left"), ("break-even", "left")]
+    columns += [("owning wins if rents", "left"), ("payback months", "right"), ("source", "left")]
+    for col, justify in columns:
         t.add_column(col, justify=justify, overflow="fold")  # type: ignore[arg-type]
     for key, offer in zip(offer_keys(gc), gc.offers, strict=True):
         be = gc.break_even.get(offer.id)
         months = "-"
         if be and be.payback_months is not None:
             months = f"{be.payback_months:.0f}" + (f" (> {life:.0f}-month life)" if be.payback_months > life else "")
-        t.add_row(
-            key,
-            f"{offer.provider}: {offer.product}",
-            offer.term,
-            usd(offer.usd_per_gpu_hour) + _weak(offer),
-            usd(_useful(offer, u)),
-            offer.date,
-            be.verdict if be else "-",
-            months,
-            offer.source,
-        )
+        cells = [key, f"{offer.provider}: {offer.product}", offer.term, usd(offer.usd_per_gpu_hour) + _weak(offer)]
+        if level:
+            cells.append(usd(offer.usd_per_gpu_hour * gc.rent_level, 4))
+            cells.append(usd(report_life.rent_pv(cat, offer)))
+        cells += [usd(rented_useful(cat, offer, u)), offer.date, be.verdict if be else "-"]
+        cells += [report_life.decline_text(be, gc.owned is not None), months, offer.source]
+        t.add_row(*cells)
     return t
 
 
 def offer_keys(gc: GpuCost) -> list[str]:
     """Short column keys for the offers (A, B, ...), as the offers table lists them."""
     return [chr(ord("A") + i) if i < 26 else f"O{i}" for i in range(len(gc.offers))]
-
-
-def _useful(offer: Offer, u: float) -> float:
-    return rented_usd_per_useful_hour(offer.usd_per_gpu_hour, offer.committed, u)
 
 
 def mtok_table(report: CostReport, gc: GpuCost) -> Table:
@@ -208,10 +234,10 @@ def sensitivity_table(cat: Catalog, gc: GpuCost) -> Table | None:
         return None
     u = cat.value("utilisation")
     ref = gc.reference
-    base = gc.owned.usd_per_useful_hour(u) / _useful(ref, u)
+    base = gc.owned.usd_per_useful_hour(u) / rented_useful(cat, ref, u)
     t = Table(
         title=f"Sensitivity on {gc.gpu}, one figure at a time: owned / rented cost against {ref.provider} "
-        f"{ref.term} ({usd(ref.usd_per_gpu_hour)}/GPU-h, the cheapest offer); base {base:.2f} (below 1 owning is "
+        f"{ref.term} ({usd(ref.usd_per_gpu_hour)}/GPU-h, {gc.reference_why}); base {base:.2f} (below 1 owning is "
         "cheaper)",
         title_justify="left",
         header_style="bold",
@@ -271,13 +297,24 @@ def projection_table(gc: GpuCost) -> Table | None:
     return t
 
 
-def render(report: CostReport) -> list[RenderableType]:
-    """Every table of `tokenbench cost`: the site, then per GPU owned, offers, $/Mtok, sensitivity, projection."""
+def render(report: CostReport, over_life: bool = False) -> list[RenderableType]:
+    """Every table of `tokenbench cost`: the site, then per GPU owned, offers, $/Mtok, sensitivity, projection.
+
+    `over_life` (any of the life, resale, profile or fleet options given) adds the life, the year-by-year
+    and the fleet tables per GPU, the contract and the dated market figures they rest on."""
     cat = report.catalog
     out: list[RenderableType] = [site_table(cat)]
     for gc in report.gpus.values():
         out += [x for x in (owned_table(cat, gc), offers_table(cat, gc), mtok_table(report, gc)) if x is not None]
         out += [x for x in (sensitivity_table(cat, gc), projection_table(gc)) if x is not None]
+        if over_life:
+            out += report_life.life_tables(cat, gc)
+        elif gc.fleet is not None:
+            out += [report_life.fleet_table(gc)]
+    if report.contract is not None:
+        out.append(report_life.contract_table(report.contract))
+    if over_life:
+        out.append(report_life.market_table())
     return out
 
 
@@ -292,6 +329,9 @@ def notes(report: CostReport) -> list[str]:
         "payback months: when the monthly saving (rent - maintenance, colocation and energy), discounted at the cost "
         "of capital, has repaid the capital; a training run's owned and committed costs are amortised: they assume "
         "the fleet stays busy at the site utilisation (a whole committed term costs more)",
+        f"maintenance {100 * cat.value('maintenance_share'):g}% a year of the capital: the catalog's range runs from "
+        "0.5% (a one-off ~3% service fee over 6 years, --profile neocloud or hyperscaler) to 20% (a DGX support "
+        "contract at list price); the sensitivity table shows what it moves",
     ]
     for gc in report.gpus.values():
         f = gc.focus
@@ -309,50 +349,3 @@ def notes(report: CostReport) -> list[str]:
     for reason, n in reasons.most_common():
         lines.append(f"not priced: {n} record(s): {reason}")
     return lines
-
-
-def frame(report: CostReport) -> pd.DataFrame:
-    """The $/Mtok rows, long form: one per record, token kind and scenario."""
-    return pd.DataFrame(report.rows)
-
-
-def as_json(report: CostReport) -> dict[str, Any]:
-    """Everything the tables show, as JSON values (`tokenbench cost --format json`)."""
-    cat = report.catalog
-    gpus_out: dict[str, Any] = {}
-    for gpu_id, gc in report.gpus.items():
-        u = cat.value("utilisation")
-        o = gc.owned
-        gpus_out[gpu_id] = {
-            "focus": dataclasses.asdict(gc.focus),
-            "owned": None
-            if o is None
-            else {
-                **dataclasses.asdict(o),
-                "server": cat.server_for(gpu_id).model_dump(),  # type: ignore[union-attr]
-                "capital_usd_per_hour": o.capital_usd_per_hour(),
-                "maintenance_usd_per_hour": o.maintenance_usd_per_hour(),
-                "colo_usd_per_hour": o.colo_usd_per_hour(),
-                "energy_usd_per_wall_hour": o.energy_usd_per_wall_hour(u),
-                "usd_per_wall_hour": o.usd_per_wall_hour(u),
-                "usd_per_useful_hour": o.usd_per_useful_hour(u),
-            },
-            "owned_reason": gc.owned_reason,
-            "offers": [
-                {**offer.model_dump(), "break_even": dataclasses.asdict(gc.break_even[offer.id])}
-                if offer.id in gc.break_even
-                else offer.model_dump()
-                for offer in gc.offers
-            ],
-            "sensitivity_reference": gc.reference.id if gc.reference else None,
-            "sensitivity": [dataclasses.asdict(s) for s in gc.sensitivity],
-            "projection": dataclasses.asdict(gc.projection) if gc.projection else None,
-        }
-    return {
-        "site": {k: v.model_dump() for k, v in cat.site.items()},
-        "sensitivity_ranges": cat.sensitivity.model_dump(),
-        "catalog_files": list(cat.files),
-        "gpus": gpus_out,
-        "rows": report.rows,
-        "not_priced": report.skipped,
-    }

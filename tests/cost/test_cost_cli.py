@@ -152,7 +152,8 @@ def test_plots_are_written_as_png_and_svg(measured, tmp_path):
     result = invoke(str(results), "--catalog", str(catalog), "--site", str(site), "--plots", str(out))
     assert result.exit_code == 0, result.output
     names = sorted(p.name for p in out.iterdir())
-    assert names == [f"cost-H100-SXM-{k}.{x}" for k in ("tornado", "utilisation") for x in ("png", "svg")]
+    kinds = ("cumulative", "tornado", "utilisation")
+    assert names == [f"cost-H100-SXM-{k}.{x}" for k in kinds for x in ("png", "svg")]
     for p in out.glob("*.png"):
         assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     for p in out.glob("*.svg"):
@@ -197,3 +198,10 @@ def test_rate_mode_projection_needs_an_mfu():
     assert result.exit_code == 0 and "no training record with an MFU; pass --mfu" in result.output
     doc = json.loads(invoke(*args, "--mfu", "0.38", "--format", "json").stdout)
     assert doc["gpus"]["H100-SXM"]["projection"]["days"] == pytest.approx(21.654, rel=1e-4)
+
+
+@pytest.mark.parametrize(("option", "path"), [("--catalog", "/dev/zero"), ("--site", "/dev/urandom")])
+def test_a_catalog_or_site_that_is_no_regular_file_is_refused_unread(option, path):
+    result = CliRunner().invoke(app, ["cost", "--gpu", "H100-SXM", "--tokens-per-s", "1500", option, path])
+    assert result.exit_code == 2
+    assert result.output == f"tokenbench: error: {path}: cannot read: a character device, not a regular file\n"
