@@ -204,7 +204,7 @@ class TokenbenchFixture:
     def __call__(self, workload_id: str, **params: Any) -> dict[str, Any]:
         import workloads
         from bench.measure.suites import Entry
-        from bench.measure.timing import TimerConfig
+        from bench.measure.timing import MAX_TIME_S, TimerConfig
 
         why = None
         try:
@@ -216,8 +216,9 @@ class TokenbenchFixture:
             self.benchmark.skipped = True  # no "fixture was not used" warning on top of the error
             pytest.fail(f"tokenbench: {why}", pytrace=False)
         b = self.benchmark
-        timer = TimerConfig(warmup_s=0.5, min_time_s=b._max_time, min_reps=max(1, b._min_rounds), max_reps=100_000,
-                            max_time_s=max(10 * b._max_time, 1.0))  # fmt: skip
+        max_time_s = min(b._max_time, MAX_TIME_S)  # --benchmark-max-time, within the timer's bound
+        timer = TimerConfig(warmup_s=0.5, min_time_s=max_time_s, min_reps=max(1, b._min_rounds), max_reps=100_000,
+                            max_time_s=min(max(10 * max_time_s, 1.0), MAX_TIME_S))  # fmt: skip
         return self.entry(Entry(w, p, timer))
 
     def suite_entry(self, entry_id: str) -> dict[str, Any]:

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import contextlib
 import math
+import types
+import typing
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, Literal, Protocol, TypeVar
 
 import torch
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
 
 from bench.device.base import DTYPES, Device
 from bench.errors import first_error
@@ -29,10 +32,40 @@ class ParamsError(ValueError):
     """Invalid workload parameters; the message is one line naming the field."""
 
 
-class Params(BaseModel):
-    """Base of every workload's parameters: unknown keys are errors, values are immutable."""
+INT_LIMIT = 2**63  # a parameter's integer fits torch's int64 sizes, and every count of it a float
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+
+def _kinds(annotation: Any) -> set[Any]:
+    """The types an annotation admits: int | None gives {int, NoneType}; Literal[...] gives {Literal}."""
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return {k for arg in typing.get_args(annotation) for k in _kinds(arg)}
+    return {typing.get_origin(annotation) or annotation}
+
+
+class Params(BaseModel):
+    """Base of every workload's parameters: unknown keys are errors, values are immutable.
+
+    Numbers are what they say: a float must be finite (inf, nan and 1e400 are refused), and an
+    integer or a float field takes no true/false (TOML's `m = true` is not 1) and an integer is
+    below 2^63. Text from the command line still converts (`m=512` gives 512, `compile=true` True).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_for_a_number(cls, value: Any, info: ValidationInfo) -> Any:
+        kinds = _kinds(cls.model_fields[info.field_name or ""].annotation)
+        if isinstance(value, bool) and bool not in kinds and kinds & {int, float}:
+            raise PydanticCustomError("number_not_bool", "Input should be a number, not true or false")
+        return value
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _int64(cls, value: Any) -> Any:
+        if isinstance(value, int) and not isinstance(value, bool) and not -INT_LIMIT <= value < INT_LIMIT:
+            raise PydanticCustomError("int_too_large", "Input should be a 64-bit integer (less than 2^63 in size)")
+        return value
 
 
 @dataclass(frozen=True)

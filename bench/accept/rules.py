@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from bench.compare.model import config_key
 from bench.compare.node import headline
 from bench.errors import first_error
+from bench.results import files
 from bench.text import number
 
 if sys.version_info >= (3, 11):
@@ -99,7 +100,9 @@ def load_thresholds(path: Path | None = None) -> Thresholds:
     data = tomllib.loads((resources.files("bench.accept") / "thresholds.toml").read_text(encoding="utf-8"))
     if path is not None:
         try:
-            data = _merge(data, tomllib.loads(Path(path).read_text(encoding="utf-8")))
+            data = _merge(
+                data, tomllib.loads(files.read_text_bounded(Path(path), files.limit_bytes(), "a thresholds file"))
+            )
         except OSError as e:
             raise ThresholdsError(f"--thresholds {path}: cannot read ({e.strerror or e})") from None
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:

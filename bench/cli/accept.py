@@ -50,7 +50,8 @@ def accept(
         float | None, typer.Option(min=0, help="soak seconds (0: none); default: the profile's (full: 300 on a GPU)")
     ] = None,
     soak_interval_s: Annotated[
-        float | None, typer.Option(min=0.1, help="soak report interval; default 10 s on a GPU, 1 s on the CPU")
+        float | None,
+        typer.Option(min=0.1, max=3600, help="soak report interval; default 10 s on a GPU, 1 s on the CPU"),
     ] = None,
     suite: Annotated[str | None, typer.Option(help="replace the profile's suite (a name or a .toml path)")] = None,
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="directory for the run's records and header")] = Path(

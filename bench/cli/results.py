@@ -47,7 +47,7 @@ def _runs(paths: list[Path], what: str = "results") -> list[Run]:
     from bench.results.reader import ResultsError, read_runs
 
     try:
-        runs = read_runs(*paths)
+        runs = read_runs(*paths, on_warning=warn)
     except ResultsError as e:
         fail(str(e))
     if not any(run.records for run in runs):

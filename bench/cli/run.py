@@ -134,11 +134,12 @@ def _start(
 ) -> tuple[RunSession, RunFiles, list[Entry], str]:
     """Everything before the first entry: processes, device, entries, session (idle baseline), files."""
     from bench.measure import session as ses
+    from bench.measure.limits import seed_refusal
     from bench.results.writer import check_out_dir
 
-    why = check_out_dir(how.out_dir)  # before any process starts or anything is measured
+    why = check_out_dir(how.out_dir) or seed_refusal(how.seed)  # before any process starts or anything runs
     if why:
-        fail(f"--out: {why}")
+        fail(why if why.startswith("--") else f"--out: {why}")
     try:
         d = _join_or_launch(how.nproc, how.device, how.dist_timeout_s, how.command)
         dev = _open_device(_rank_device(how.device, d))
@@ -285,6 +286,7 @@ def _join_or_launch(nproc: int | None, device: str | None, timeout_s: float, com
 
     from bench.device.base import cuda_unusable_reason
     from bench.measure import ranks as dist
+    from bench.measure.limits import nproc_refusal
 
     if dist.launched():
         if device and device.startswith("cuda:"):
@@ -308,6 +310,9 @@ def _join_or_launch(nproc: int | None, device: str | None, timeout_s: float, com
             fail(f"--nproc above 1 needs the tokenbench {command} command line (it restarts itself under torchrun)")
         args = dist.without_option(sys.argv[2:], "--nproc")
         kind = "cpu" if (device or "").lower() == "cpu" or cuda_unusable_reason() else "cuda"
+        why = nproc_refusal(wanted, kind)
+        if why:
+            fail(why)
         raise typer.Exit(dist.launch(wanted, args, kind, command))
     return None
 

@@ -1,12 +1,15 @@
 """Suites: TOML files that list workloads, their parameters (with sweeps) and timer settings.
 
 A suite is a name under workloads/suites/ (smoke, node) or a path to a .toml file. Every entry
-is expanded and validated before anything runs, so a bad suite costs no measurement time.
+is expanded and validated before anything runs, so a bad suite costs no measurement time. The
+entries are counted before any sweep is expanded: a suite of more than MAX_ENTRIES (or than its
+own `max_entries`) is refused, where a sweep of 10^9 would otherwise exhaust memory validating.
 """
 
 from __future__ import annotations
 
 import itertools
+import math
 import sys
 from dataclasses import dataclass
 from importlib import resources
@@ -26,6 +29,11 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 
+# At least a second an entry (warm-up and sampling), 10,000 entries are hours of measuring: more is
+# a mistake in a sweep, unless the suite says otherwise with `max_entries`.
+MAX_ENTRIES = 10_000
+
+
 class SuiteError(ValueError):
     """A suite that cannot be used; the message is one line naming the file and the entry."""
 
@@ -43,6 +51,7 @@ class SuiteFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     description: str = ""
+    max_entries: int = Field(MAX_ENTRIES, ge=1, strict=True, description="refuse a suite of more entries than this")
     timer: dict[str, Any] = Field(default_factory=dict)
     bench: list[BenchSpec] = Field(min_length=1)
 
@@ -112,6 +121,10 @@ def parse_suite(text: str, name: str, source: str) -> Suite:
     except ValidationError as e:
         raise SuiteError(f"suite {source}: {first_error(e, 'suite')}") from None
     base_timer = _timer(spec.timer, {}, f"suite {source}")
+    count = sum(math.prod(len(values) for values in b.sweep.values()) for b in spec.bench)  # nothing expanded yet
+    if count > spec.max_entries:
+        raise SuiteError(f"suite {source}: {count:,} entries, more than the limit of {spec.max_entries:,}; give "
+                         f"max_entries = N in the suite to allow more")  # fmt: skip
     entries: list[Entry] = []
     for i, bench in enumerate(spec.bench):
         where = f"suite {source}: bench[{i}] ({bench.workload})"

@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from bench.device.base import Device
 from bench.measure.stats import DEFAULT_CV_THRESHOLD, Summary, is_unstable, summarize
@@ -36,20 +37,32 @@ _HEAD_START_CYCLES = 1_000_000
 # Flush the L2 only where the working set could live in it (DESIGN: measurement rules); a far
 # larger working set evicts itself, and a flush would only add write-backs to the next call.
 _FLUSH_IF_WORKING_SET_UNDER_L2_TIMES = 2
+# Bounds on a timer, so that no setting can make an entry run for ever: an hour of warm-up or of
+# sampling is far beyond any suite's (the soak's intervals are seconds), and 10^7 samples are
+# about 200 MB of record, still readable under the reader's 256 MiB per file.
+MAX_TIME_S = 3600.0
+MAX_REPS = 10_000_000
 
 
 class TimerConfig(BaseModel):
     """How long to warm up and how much to sample; suites set these per suite."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
-    warmup_s: float = Field(0.5, ge=0, description="warm up for at least this long (wall time)")
-    min_time_s: float = Field(1.0, ge=0, description="sample until the samples add up to this")
-    min_reps: int = Field(10, ge=1, description="and until there are at least this many samples")
-    max_reps: int = Field(10_000, ge=1, description="stop at this many samples")
-    max_time_s: float = Field(30.0, gt=0, description="stop sampling after this much wall time")
+    warmup_s: float = Field(0.5, ge=0, le=MAX_TIME_S, description="warm up for at least this long (wall time)")
+    min_time_s: float = Field(1.0, ge=0, le=MAX_TIME_S, description="sample until the samples add up to this")
+    min_reps: int = Field(10, ge=1, le=MAX_REPS, description="and until there are at least this many samples")
+    max_reps: int = Field(10_000, ge=1, le=MAX_REPS, description="stop at this many samples")
+    max_time_s: float = Field(30.0, gt=0, le=MAX_TIME_S, description="stop sampling after this much wall time")
     cv_threshold: float = Field(DEFAULT_CV_THRESHOLD, gt=0, description="flag CV above this")
     flush_l2: bool = Field(True, description="overwrite the GPU L2 cache before each timed call")
+
+    @field_validator("warmup_s", "min_time_s", "min_reps", "max_reps", "max_time_s", "cv_threshold", mode="before")
+    @classmethod
+    def _no_bool_for_a_number(cls, value: Any) -> Any:
+        if isinstance(value, bool):  # TOML's `min_reps = true` is not 1
+            raise PydanticCustomError("number_not_bool", "Input should be a number, not true or false")
+        return value
 
     @model_validator(mode="after")
     def _reps_ordered(self) -> TimerConfig:

@@ -21,6 +21,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bench.errors import first_error
+from bench.results import files
 from bench.results.schema import SCHEMA_VERSION, JsonFileError, check_record, parse_json, read_json_file
 
 FAMILY = "pytest-benchmark"
@@ -70,12 +71,12 @@ def looks_like(data: Any) -> bool:
     return isinstance(data, dict) and "benchmarks" in data and "machine_info" in data
 
 
-def sniff(path: Path) -> bool:
-    """True when `path` holds a pytest-benchmark JSON file (read only when it is small enough to be one)."""
+def sniff(path: Path, limit: int | None = None) -> bool:
+    """True when `path` holds a pytest-benchmark JSON file: read only from a regular file within the
+    size limit (`limit` bytes; None: files.limit_bytes()), so a FIFO or a device is never opened."""
     try:
-        if path.stat().st_size > 512 * 2**20:
-            return False
-        return looks_like(parse_json(path.read_text(encoding="utf-8")))
+        limit = files.limit_bytes() if limit is None else limit
+        return looks_like(parse_json(files.read_text_bounded(path, limit, "a pytest-benchmark file")))
     except (OSError, ValueError, UnicodeDecodeError, RecursionError):
         return False
 
@@ -137,10 +138,10 @@ def _plain_record(b: _Benchmark, f: _File, run_id: str, seq: int) -> dict[str, A
     }  # fmt: skip
 
 
-def read(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """(run header, records) of one pytest-benchmark JSON file."""
+def read(path: Path, limit: int | None = None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """(run header, records) of one pytest-benchmark JSON file, of at most `limit` bytes (None: the default)."""
     try:
-        data = read_json_file(path, "a pytest-benchmark file")
+        data = read_json_file(path, "a pytest-benchmark file", limit)
     except JsonFileError as e:
         raise PytestJsonError(str(e)) from None
     try:

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from bench.errors import first_error
+from bench.results import files
 
 SCHEMA_VERSION = 1
 STATUSES = ("ok", "skipped", "failed")
@@ -238,19 +240,37 @@ def _finite(text: str) -> float:
     return value
 
 
+# A float holds at most about 1.8e308, a number of 309 digits: an integer with more could not be
+# compared, averaged or plotted (float() raises OverflowError), so it is refused like 1e999.
+_MAX_INT_DIGITS = len(str(int(sys.float_info.max)))
+
+
+def _bounded_int(text: str) -> int:
+    digits = len(text.lstrip("-"))
+    value = int(text) if digits <= _MAX_INT_DIGITS else None  # never int() of thousands of digits
+    if value is None or abs(value) > sys.float_info.max:
+        raise ValueError(f"an integer of {digits} digits is out of range for a number")
+    return value
+
+
 def parse_json(text: str) -> Any:
-    """json.loads without Python's NaN / Infinity extension: a number must be finite (1e999 is not)."""
-    return json.loads(text, parse_constant=_reject_constant, parse_float=_finite)
+    """json.loads without Python's NaN / Infinity extension: a number must be finite (1e999 is not),
+    and so must an integer as a float (a 401-digit integer is not)."""
+    return json.loads(text, parse_constant=_reject_constant, parse_float=_finite, parse_int=_bounded_int)
 
 
 class JsonFileError(ValueError):
     """A JSON file that cannot be read as data; the message is one line naming the file."""
 
 
-def read_json_file(path: Path, what: str) -> Any:
-    """The parsed contents of `path` (`what` it should be, for the error), finite numbers only."""
+def read_json_file(path: Path, what: str, limit: int | None = None) -> Any:
+    """The parsed contents of `path` (`what` it should be, for the error), finite numbers only.
+
+    Read only from a regular file of at most `limit` bytes (None: files.limit_bytes()).
+    """
+    limit = files.limit_bytes() if limit is None else limit  # a malformed setting is its own ValueError
     try:
-        return parse_json(path.read_text(encoding="utf-8"))
+        return parse_json(files.read_bytes_bounded(path, limit, what).decode("utf-8"))
     except OSError as e:
         raise JsonFileError(f"{path}: cannot read ({e.strerror or e})") from None
     except RecursionError:
@@ -314,4 +334,6 @@ def check_header(header: Any) -> str | None:
         Header.model_validate(header)
     except ValidationError as e:
         return first_error(e, show_input=True)
+    if header["schema_version"] != SCHEMA_VERSION:  # its fields may mean something else: not read
+        return f"unsupported schema_version {header['schema_version']} (this tokenbench reads {SCHEMA_VERSION})"
     return None

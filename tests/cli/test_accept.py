@@ -157,3 +157,10 @@ def test_ctrl_c_during_a_soak_keeps_every_finished_interval(tmp_path):
     soak = [r for r in run.records if r.get("phase") == "soak"]
     assert run.state == "interrupted" and len(soak) >= 2
     assert [r["soak_interval"] for r in soak] == list(range(len(soak)))
+
+
+def test_a_thresholds_fifo_is_refused_unread(tmp_path):
+    fifo = tmp_path / "th.toml"
+    os.mkfifo(fifo)  # opening it for reading would block forever
+    result = accept(tmp_path, "--thresholds", str(fifo))
+    assert result.exit_code == 2 and "cannot read (a FIFO, not a regular file)" in result.output

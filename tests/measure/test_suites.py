@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
-from bench.measure.suites import SuiteError, builtin_names, load_suite, parse_suite, parse_workload_arg, select
+from bench.measure.suites import (
+    MAX_ENTRIES,
+    SuiteError,
+    builtin_names,
+    load_suite,
+    parse_suite,
+    parse_workload_arg,
+    select,
+)
 
 
 def test_builtin_suites_load():
@@ -129,3 +139,63 @@ def test_select_by_id_params_and_defaults():
         select(suite, ["gemm:m=-1"])
     with pytest.raises(SuiteError, match="unknown workload 'bogus'"):
         select(suite, ["bogus"])
+
+
+# --- sweeps counted before they are expanded -------------------------------------------------------
+
+
+def _sweep_suite(values_per_key: int, keys: int = 3, extra: str = "") -> str:
+    names = ["m", "n", "k", "dtype"][:keys]
+    sweep = ", ".join(f"{name} = [{', '.join(str(v + 1) for v in range(values_per_key))}]" for name in names)
+    return f'{extra}[[bench]]\nworkload = "gemm"\nsweep = {{ {sweep} }}\n'
+
+
+@pytest.mark.parametrize("per_key", [100, 1000])  # 10^6 and 10^9 entries
+def test_a_huge_sweep_is_refused_before_it_is_expanded(per_key, monkeypatch):
+    import workloads
+
+    def never(*_a, **_k):
+        raise AssertionError("a sweep over the limit must not be expanded")
+
+    monkeypatch.setattr(workloads.get("gemm"), "parse", never)
+    t0 = time.monotonic()
+    with pytest.raises(SuiteError) as e:
+        parse_suite(_sweep_suite(per_key), "big", "big.toml")
+    assert time.monotonic() - t0 < 5
+    assert str(e.value) == (f"suite big.toml: {per_key**3:,} entries, more than the limit of {MAX_ENTRIES:,}; "
+                            f"give max_entries = N in the suite to allow more")  # fmt: skip
+
+
+def test_the_entry_limit_counts_every_bench_and_can_be_raised():
+    two = _sweep_suite(80, keys=2) + _sweep_suite(80, keys=2).replace("m = [", "m = [9999, ")  # 6,400 + 6,480
+    with pytest.raises(SuiteError, match=f"12,880 entries, more than the limit of {MAX_ENTRIES:,}"):
+        parse_suite(two, "two", "two.toml")
+    assert len(parse_suite(_sweep_suite(100, keys=2), "at", "at.toml").entries) == MAX_ENTRIES == 10_000
+    raised = parse_suite(_sweep_suite(101, keys=2, extra="max_entries = 10201\n"), "raised", "raised.toml")
+    assert len(raised.entries) == 101 * 101
+    with pytest.raises(SuiteError, match="max_entries: Input should be greater than or equal to 1"):
+        parse_suite('max_entries = 0\n[[bench]]\nworkload = "copy"\n', "z", "z.toml")
+
+
+@pytest.mark.parametrize(
+    ("line", "expect"),
+    [
+        ("params = { m = true }", "gemm: m: Input should be a number, not true or false"),
+        ("sweep = { m = [8, true] }", "gemm: m: Input should be a number, not true or false"),
+        ("params = { m = 8, dtype = 'fp32', n = 9223372036854775807, k = 8 }", None),
+    ],
+)
+def test_suite_parameters_are_strict_numbers(line, expect):
+    text = f'[[bench]]\nworkload = "gemm"\n{line}\n'
+    if expect is None:
+        assert parse_suite(text, "ok", "ok.toml").entries[0].params.n == 2**63 - 1
+        return
+    with pytest.raises(SuiteError, match=expect):
+        parse_suite(text, "bad", "bad.toml")
+
+
+def test_a_suite_size_of_inf_is_refused():
+    with pytest.raises(SuiteError, match=r"copy: size_mib: Input should be a finite number"):
+        parse_suite('[[bench]]\nworkload = "copy"\nparams = { size_mib = inf }\n', "bad", "bad.toml")
+    with pytest.raises(SuiteError, match=r"--workload 'copy:size_mib=inf': copy: size_mib: Input should be a finite"):
+        select(parse_suite(SUITE, "t", "t.toml"), ["copy:size_mib=inf"])

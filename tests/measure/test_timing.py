@@ -134,7 +134,7 @@ def test_flush_time_never_lands_in_a_sample(monkeypatch: pytest.MonkeyPatch) -> 
     dev.on_sync = clock.advance(0.25)
     call = clock.advance(1.0)
 
-    cfg = _fast(warmup_s=2.0, min_reps=3, max_reps=3, max_time_s=1e6, flush_l2=True)
+    cfg = _fast(warmup_s=2.0, min_reps=3, max_reps=3, max_time_s=timing.MAX_TIME_S, flush_l2=True)
     t = measure(call, dev, cfg)
     # sample = call + trailing sync = 1.0 + 0.25; the leading sync and the flush are outside
     assert t.samples_s == [1.25, 1.25, 1.25]
@@ -203,7 +203,7 @@ def test_stopping_rules_with_a_scripted_clock(
     clock = FakeClock()
     monkeypatch.setattr(timing, "time", SimpleNamespace(perf_counter=clock.perf_counter))
     dev = _device(l2=False)
-    t = measure(clock.advance(1.0), dev, _fast(**{"max_time_s": 1e6, **cfg_kw}))
+    t = measure(clock.advance(1.0), dev, _fast(**{"max_time_s": timing.MAX_TIME_S, **cfg_kw}))
     assert t.samples_s == [1.0] * n_expected
 
 
@@ -401,3 +401,42 @@ def test_this_rank_makes_the_calls_agree_returns_not_the_ones_it_wished() -> Non
     assert wishes == [0, 1, 1, 1, 0, 0]  # the warm-up's stop, the sampling's, the window's (already long enough)
     assert t.warmup_reps == 0 and t.summary.n == 6 and len(t.samples_s) == 6
     assert len(_call_indices(dev.events)) == 1 + 6  # the first call and the samples: what agree granted
+
+
+# --- bounds: a timer that would never end is refused ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"warmup_s": 1e308}, "warmup_s\n  Input should be less than or equal to 3600"),
+        ({"min_time_s": 1e308}, "min_time_s\n  Input should be less than or equal to 3600"),
+        ({"max_time_s": 1e308}, "max_time_s\n  Input should be less than or equal to 3600"),
+        ({"warmup_s": float("inf")}, "warmup_s\n  Input should be a finite number"),
+        ({"cv_threshold": float("inf")}, "cv_threshold\n  Input should be a finite number"),
+        ({"max_reps": 2**63 - 1}, "max_reps\n  Input should be less than or equal to 10000000"),
+        ({"min_reps": 2**63 - 1, "max_reps": 2**63 - 1}, "min_reps\n  Input should be less than or equal to 10000000"),
+        ({"min_reps": True}, "min_reps\n  Input should be a number, not true or false"),
+        ({"max_time_s": False}, "max_time_s\n  Input should be a number, not true or false"),
+    ],
+)
+def test_timer_config_bounds_each_setting(kwargs, message) -> None:
+    with pytest.raises(pydantic.ValidationError, match=message):
+        TimerConfig(**kwargs)
+
+
+def test_timer_config_accepts_its_bounds() -> None:
+    from bench.measure.timing import MAX_REPS, MAX_TIME_S
+
+    assert (MAX_TIME_S, MAX_REPS) == (3600.0, 10_000_000)
+    cfg = TimerConfig(warmup_s=MAX_TIME_S, min_time_s=MAX_TIME_S, max_time_s=MAX_TIME_S, min_reps=MAX_REPS,
+                      max_reps=MAX_REPS, flush_l2=True)  # fmt: skip
+    assert cfg.max_reps == MAX_REPS and cfg.warmup_s == 3600.0
+
+
+def test_a_suite_timer_of_1e308_is_one_line() -> None:
+    from bench.measure.suites import SuiteError, parse_suite
+
+    with pytest.raises(SuiteError) as e:
+        parse_suite('[timer]\nwarmup_s = 1e308\n[[bench]]\nworkload = "copy"\n', "t", "t.toml")
+    assert str(e.value) == "suite t.toml: timer.warmup_s: Input should be less than or equal to 3600"

@@ -181,7 +181,7 @@ def test_cli_csv(node):
 
 
 def test_cli_malformed_file_is_one_line_exit_2(tmp_path):
-    (tmp_path / "x.jsonl").write_text('{"schema_version": 1, "run_id": "r", "workload": "gemm", "status": "ok"}\n{')
+    (tmp_path / "x.jsonl").write_text('{"schema_version": 1, "run_id": "r", "workload": "gemm", "status": "ok"}\n{\n')
     result = invoke(str(tmp_path))
     assert result.exit_code == 2
     assert result.output.strip() == f"tokenbench: error: {tmp_path / 'x.jsonl'}:2: not valid JSON (Expecting " \

@@ -251,3 +251,37 @@ def test_memory_estimates_hand_computed():
     # plus q, k, v, o rows 4 * 4 * 8 * 8 = 1024; total 2832
     p = a.parse({"batch": 1, "heads": 2, "kv_heads": 1, "seq_len": 4, "head_dim": 8, "dtype": "fp32"})
     assert a.memory_bytes(p) == 2832
+
+
+# --- parameters bounded: finite floats, integers that are no true/false and fit 64 bits ------------
+
+
+@pytest.mark.parametrize(
+    ("wid", "raw", "message"),
+    [
+        ("copy", {"size_mib": "inf"}, "size_mib: Input should be a finite number"),
+        ("copy", {"size_mib": float("inf")}, "size_mib: Input should be a finite number"),
+        ("copy", {"size_mib": "nan"}, "size_mib: Input should be a finite number"),
+        ("copy", {"size_mib": "1e400"}, "size_mib: Input should be a finite number"),
+        ("all_reduce", {"size_kib": float("inf")}, "size_kib: Input should be a finite number"),
+        ("gemm", {"m": True}, "m: Input should be a number, not true or false"),
+        ("copy", {"size_mib": False}, "size_mib: Input should be a number, not true or false"),
+        ("decode", {"n_layers": True}, "n_layers: Input should be a number, not true or false"),
+        ("gemm", {"m": 2**63}, "m: Input should be a 64-bit integer (less than 2^63 in size)"),
+        ("gemm", {"k": str(10**30)}, "k: Input should be a 64-bit integer (less than 2^63 in size)"),
+        ("all_gather", {"corrupt_rank": 2**64}, "corrupt_rank: Input should be a 64-bit integer"),
+    ],
+)
+def test_numbers_that_would_fail_every_record_are_refused_before_running(wid, raw, message):
+    with pytest.raises(ParamsError) as e:
+        workloads.get(wid).parse(raw)
+    assert str(e.value).startswith(f"{wid}: {message}") and "\n" not in str(e.value)
+
+
+def test_strings_from_the_command_line_and_real_booleans_still_parse():
+    p = workloads.get("gemm").parse({"m": "512", "n": 64, "k": "2048", "corrupt": "true"})
+    assert (p.m, p.n, p.k, p.corrupt) == (512, 64, 2048, True)
+    d = workloads.get("decode").parse({"compile": True, "batch": "8"})
+    assert d.compile is True and d.batch == 8
+    assert workloads.get("copy").parse({"size_mib": 1}).size_mib == 1.0  # a TOML integer for a float
+    assert workloads.get("gemm").parse({"m": 2**63 - 1}).m == 2**63 - 1
