@@ -183,3 +183,42 @@ def test_killing_the_launcher_or_torchrun_leaves_no_rank_behind(tmp_path, victim
             if p is not None and p.is_running():
                 p.kill()
         proc.wait(timeout=30)
+
+
+END_DRIVER = """
+import os, signal, sys
+import workloads
+from bench.measure import session
+from tests.support.fakes import Fake
+workloads.REGISTRY["fake"] = Fake()
+record_health = session._record_health
+SIGNAL = getattr(signal, sys.argv[1])
+def signal_then_record_health(*args, **kwargs):  # every entry done, the header not yet written
+    os.kill(os.getpid(), SIGNAL)
+    return record_health(*args, **kwargs)
+session._record_health = signal_then_record_health
+from bench.cli import main
+sys.argv = ["tokenbench", *sys.argv[2:]]
+main()
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("sig", "code"), [("SIGTERM", 143), ("SIGINT", 130)])
+def test_a_real_process_signalled_as_its_run_ends_leaves_a_complete_header(tmp_path, sig, code):
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, "-c", END_DRIVER, sig, *RUN, "-w", "fake", "--out", str(out)], cwd=ROOT,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=120,
+                          preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
+    assert proc.returncode == code, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr and "interrupted after the last record" in proc.stderr
+    assert only_header(out)["state"] == "complete" and not list(out.glob(".header-*"))
+
+
+@pytest.mark.slow
+def test_report_to_a_full_stdout_is_one_line(tmp_path):
+    with open("/dev/full", "w") as full:
+        proc = subprocess.run([sys.executable, "-m", "bench", "report", str(ROOT / "tests" / "data" / "cpu-smoke")],
+                              cwd=ROOT, stdout=full, stderr=subprocess.PIPE, text=True, timeout=120)  # fmt: skip
+    assert proc.returncode == 1
+    assert proc.stderr == "tokenbench: error: cannot write the output (No space left on device)\n"
