@@ -15,6 +15,7 @@ Every field is validated; a bad one is a one-line `CatalogError` naming the file
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -287,6 +288,18 @@ def _apply_site_file(cat: Catalog, path: Path) -> Catalog:
             raise fail(label, "sensitivity: expected a [sensitivity] table")
         sensitivity = _sensitivity({**cat.sensitivity.model_dump(), **sens}, label)
     return replace(cat, site=site, sensitivity=sensitivity, files=(*cat.files, label))
+
+
+def future_dated(cat: Catalog, today: dt.date | None = None) -> list[str]:
+    """One line per offer, server or site figure dated after `today`: a price nobody has seen yet."""
+    now = (today or dt.date.today()).isoformat()
+    entries = [*(("offer", k, v) for k, v in cat.offers.items()), *(("server", k, v) for k, v in cat.servers.items()),
+               *(("site", k, v) for k, v in cat.site.items())]  # fmt: skip
+    return [
+        f"{kind} {key!r} is dated {item.date}, after today ({now}): check its date and source"
+        for kind, key, item in entries
+        if item.date > now[: len(item.date)]
+    ]
 
 
 def with_site_value(cat: Catalog, name: str, value: float, source: str) -> Catalog:

@@ -64,7 +64,7 @@ SITE_BOUNDS: dict[str, tuple[float, float, str]] = {
     "pue": (1.0, 3.0, "power usage effectiveness: facility power / IT power"),
     "usd_per_kwh": (0.0, 1.0, "electricity price, $ per kWh"),
     "colo_usd_per_kw_month": (0.0, 2000.0, "colocation, $ per provisioned kW per month"),
-    "depreciation_years": (0.0, 20.0, "years over which the capital is recovered"),
+    "depreciation_years": (0.25, 20.0, "years over which the capital is recovered; a quarter at least"),
     "cost_of_capital": (0.0, 1.0, "cost of capital per year (0: straight-line depreciation)"),
     "maintenance_share": (0.0, 1.0, "maintenance and support per year, share of the capital"),
     "utilisation": (0.0, 1.0, "share of wall-clock hours a GPU does useful work"),
@@ -77,8 +77,8 @@ OPTIONAL_SITE_BOUNDS: dict[str, tuple[float, float, str]] = {
     "resale_fill": (0.0, 1.0, "share of the idle hours actually resold"),
 }
 ALL_SITE_BOUNDS = {**SITE_BOUNDS, **OPTIONAL_SITE_BOUNDS}
-_INCLUSIVE_LOW = {"pue", "cost_of_capital", "maintenance_share", "colo_usd_per_kw_month", "usd_per_kwh",
-                  "residual_share", "resale_usd_per_gpu_hour", "resale_fill"}  # fmt: skip
+_INCLUSIVE_LOW = {"depreciation_years", "pue", "cost_of_capital", "maintenance_share", "colo_usd_per_kw_month",
+                  "usd_per_kwh", "residual_share", "resale_usd_per_gpu_hour", "resale_fill"}  # fmt: skip
 _EXCLUSIVE_HIGH = {"residual_share", "rent_decline"}
 
 

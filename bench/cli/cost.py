@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import math
 import sys
 from enum import Enum
 from pathlib import Path
@@ -48,27 +48,25 @@ def cost_(
         typer.Option(help="catalog GPU id (e.g. H100-SXM): the GPU of --tokens-per-s, or a filter on results"),
     ] = None,
     tokens_per_s: Annotated[
-        float | None, typer.Option(min=0, help="price this rate (tokens/s per GPU) instead of results")
+        float | None, typer.Option(help="price this rate (tokens/s per GPU) instead of results")
     ] = None,
     usd_per_gpu_hour: Annotated[
-        float | None, typer.Option(min=0, help="also price under this rental price ($/GPU-hour)")
+        float | None, typer.Option(help="also price under this rental price ($/GPU-hour)")
     ] = None,
     term: Annotated[Term, typer.Option(help="term of --usd-per-gpu-hour")] = Term.on_demand,
     power_w: Annotated[
         float | None,
-        typer.Option(min=0, help="with --tokens-per-s: measured mean power (default: TDP, an estimate)"),
+        typer.Option(help="with --tokens-per-s: measured mean power (default: TDP, an estimate)"),
     ] = None,
-    idle_power_w: Annotated[float | None, typer.Option(min=0, help="with --tokens-per-s: measured idle power")] = None,
-    utilisation: Annotated[float | None, typer.Option(min=0, max=1, help="replace the site utilisation (0-1]")] = None,
+    idle_power_w: Annotated[float | None, typer.Option(help="with --tokens-per-s: measured idle power")] = None,
+    utilisation: Annotated[float | None, typer.Option(help="replace the site utilisation (0-1]")] = None,
     plots: Annotated[Path | None, typer.Option(help="write PNG and SVG plots to this directory")] = None,
-    train_params: Annotated[
-        float | None, typer.Option(min=0, help="training projection: parameters (e.g. 8e9)")
-    ] = None,
-    train_tokens: Annotated[float | None, typer.Option(min=0, help="training projection: tokens (e.g. 15e12)")] = None,
+    train_params: Annotated[float | None, typer.Option(help="training projection: parameters (e.g. 8e9)")] = None,
+    train_tokens: Annotated[float | None, typer.Option(help="training projection: tokens (e.g. 15e12)")] = None,
     train_gpus: Annotated[int | None, typer.Option(min=1, help="training projection: GPUs")] = None,
     mfu: Annotated[
         float | None,
-        typer.Option(min=0, max=1, help="training projection: MFU (default: the best measured)"),
+        typer.Option(help="training projection: MFU (default: the best measured)"),
     ] = None,
     profile: Annotated[
         str | None, typer.Option(help="owner profile: enterprise (the default), neocloud or hyperscaler")
@@ -122,7 +120,7 @@ def cost_(
             try:
                 gc.projection = costmod.projection_for(cat, gc, priced, train_params, train_tokens, train_gpus, mfu)
             except ValueError as e:
-                err.print(f"tokenbench: warning: {e}", markup=False, highlight=False, soft_wrap=True)
+                warn(str(e))
     _fleet_and_contract(report, fleet_mw, contract_usd, contract_years, usd_per_gpu_hour)
     over_life = any(x is not None for x in (profile, life_years, residual_share, rent_decline, resale_price, fleet_mw))
     _emit(report, fmt, plots, over_life)
@@ -130,11 +128,17 @@ def cost_(
 
 def _check_flags(f: dict[str, Any]) -> None:
     """Refuse flags that are out of range or that go only with others, in one line each."""
+    for name, value in f.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            fail(f"--{name.replace('_', '-')} must be a finite number, got {value}")
     positive = ("tokens_per_s", "usd_per_gpu_hour", "power_w", "idle_power_w", "utilisation", "train_params",
                 "train_tokens", "mfu")  # fmt: skip
     for name in positive:
         if f[name] is not None and f[name] <= 0:
             fail(f"--{name.replace('_', '-')} must be positive, got {f[name]:g}")
+    for name in ("utilisation", "mfu"):
+        if f[name] is not None and f[name] > 1:
+            fail(f"--{name} must be in (0, 1], got {f[name]:g}")
     given_power = f["power_w"] is not None or f["idle_power_w"] is not None
     rules = [
         ((f["train_params"] is None) != (f["train_tokens"] is None), "--train-params and --train-tokens go together"),
@@ -204,6 +208,8 @@ def _catalog(catalog: list[Path] | None, site: list[Path] | None, profile: str |
                 cat = prices.with_site_value(cat, name, value, f"command line (--{flag})")
     except prices.CatalogError as e:
         fail(str(e))
+    for problem in prices.future_dated(cat):
+        warn(problem)
     return cat
 
 
@@ -248,16 +254,16 @@ def _emit(report: Any, fmt: Format, plots: Path | None, over_life: bool) -> None
     from bench.cost import report as cost_report
 
     if fmt is Format.csv:
-        sys.stdout.write(export.frame(report).to_csv(index=False))
+        sys.stdout.write(export.csv_text(report))
     elif fmt is Format.json:
-        sys.stdout.write(json.dumps(export.as_json(report), indent=2, default=str) + "\n")
+        sys.stdout.write(export.json_text(report))
     else:
         for text in report_life.headline(report):
             line(text)
         for renderable in cost_report.render(report, over_life):
             out.print(renderable)
         for note in cost_report.notes(report):
-            out.print(note, markup=False, highlight=False, soft_wrap=True)
+            line(note)
     if plots is not None:
         from bench.cost.plots import write_plots
 

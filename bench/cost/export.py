@@ -6,6 +6,7 @@ Reporting only: reads a `CostReport` (bench/cost/pricing.py), computes nothing n
 from __future__ import annotations
 
 import dataclasses
+import json
 from typing import Any
 
 import pandas as pd
@@ -14,11 +15,23 @@ from bench.catalog import market
 from bench.cost.pricing import CostReport, GpuCost
 from bench.cost.report_life import headline, rent_pv
 from bench.cost.scenario import calibration
+from bench.results.writer import finite_json
+from bench.text import csv_safe
 
 
 def frame(report: CostReport) -> pd.DataFrame:
     """The $/Mtok rows, long form: one per record, token kind and scenario."""
     return pd.DataFrame(report.rows)
+
+
+def csv_text(report: CostReport) -> str:
+    """The $/Mtok rows as CSV: every string made plain and defused as a spreadsheet formula (bench.text.csv_safe)."""
+    return frame(report).map(csv_safe).to_csv(index=False)
+
+
+def json_text(report: CostReport) -> str:
+    """Everything as JSON text: NaN and infinity (not JSON) written as null."""
+    return json.dumps(finite_json(as_json(report)), indent=2, default=str, allow_nan=False) + "\n"
 
 
 def _owned(report: CostReport, gc: GpuCost) -> dict[str, Any] | None:

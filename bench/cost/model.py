@@ -40,10 +40,11 @@ def crf(rate: float, years: float) -> float:
     """Capital recovery factor: the share of the capital paid each year to repay it with interest."""
     if years <= 0:
         raise ValueError(f"depreciation years must be positive, got {years}")
-    if rate == 0:
+    x = years * math.log1p(rate)  # ln (1+r)^n, exact for tiny r
+    if x == 0:
         return 1.0 / years  # straight-line depreciation: the limit of the annuity formula as r -> 0
-    g = (1.0 + rate) ** years
-    return rate * g / (g - 1.0)  # annuity: CRF(r, n) = r (1+r)^n / ((1+r)^n - 1)
+    # annuity: CRF(r, n) = r (1+r)^n / ((1+r)^n - 1) = r / (1 - (1+r)^-n); expm1 keeps tiny r n exact (-> 1/n)
+    return -rate / math.expm1(-x)
 
 
 def check_utilisation(u: float) -> float:
@@ -204,12 +205,12 @@ def payback_months(capital: float, saving_per_month: float, rate: float) -> floa
     """Months of savings whose present value at the cost of capital repays the capital; None if never."""
     if saving_per_month <= 0:
         return None
-    if rate == 0:
+    r_m = math.expm1(math.log1p(rate) / 12)  # the monthly rate equivalent to the yearly cost of capital
+    if r_m == 0:
         return capital / saving_per_month  # n = C / S
-    r_m = (1.0 + rate) ** (1 / 12) - 1.0  # the monthly rate equivalent to the yearly cost of capital
     if r_m * capital >= saving_per_month:  # the interest alone eats the saving
         return None
-    return -math.log(1.0 - r_m * capital / saving_per_month) / math.log1p(r_m)  # n = -ln(1 - r_m C / S) / ln(1 + r_m)
+    return -math.log1p(-r_m * capital / saving_per_month) / math.log1p(r_m)  # n = -ln(1 - r_m C / S) / ln(1 + r_m)
 
 
 def training_flops(params: float, tokens: float) -> float:

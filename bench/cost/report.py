@@ -11,6 +11,7 @@ from typing import Any
 
 from rich.console import RenderableType
 from rich.table import Table
+from rich.text import Text
 
 from bench.catalog.prices import OPTIONAL_SITE_BOUNDS, SITE_BOUNDS, Catalog, Sourced
 from bench.catalog.profiles import DEFAULT_PROFILE, profile_names
@@ -18,6 +19,7 @@ from bench.cost import report_life
 from bench.cost.model import Owned, crf
 from bench.cost.pricing import CostReport, GpuCost
 from bench.cost.scenario import rented_useful
+from bench.cost.table import PlainTable
 from bench.text import token_rate, usd, whole_percent
 
 TERM_SHORT = {"on-demand": "on-demand", "1-year": "1-yr", "3-year": "3-yr"}
@@ -70,7 +72,7 @@ def profile_text(cat: Catalog) -> str:
 def site_table(cat: Catalog) -> Table:
     """Every site figure of the owned scenario, with its date and source (* marks a weak one)."""
     title = f"Site assumptions (owned scenario; {profile_text(cat)})"
-    t = Table(title=title, title_justify="left", header_style="bold")
+    t = PlainTable(title=title)
     for col in ("figure", "value", "date", "source"):
         t.add_column(col, overflow="fold")
     for name in [*SITE_BOUNDS, *(n for n in OPTIONAL_SITE_BOUNDS if n in cat.site)]:
@@ -86,10 +88,8 @@ def owned_table(cat: Catalog, gc: GpuCost) -> Table | None:
         return None
     u = cat.value("utilisation")
     p = gc.focus.power
-    t = Table(
+    t = PlainTable(
         title=f"Owned {gc.gpu}: $ per GPU-hour at {whole_percent(u)} utilisation",
-        title_justify="left",
-        header_style="bold",
     )
     t.add_column("item", overflow="fold")
     t.add_column("formula", overflow="fold")
@@ -132,7 +132,9 @@ def owned_table(cat: Catalog, gc: GpuCost) -> Table | None:
             report_life.money(-o.resale_usd_per_wall_hour(u), 3),
         )
         t.add_row("net per wall-clock hour", "sum of the above", usd(o.net_usd_per_wall_hour(u), 3))
-    t.add_row("per useful hour", f"/ {whole_percent(u)} utilisation", f"[bold]{usd(o.usd_per_useful_hour(u), 3)}[/]")
+    t.add_row(
+        "per useful hour", f"/ {whole_percent(u)} utilisation", Text(usd(o.usd_per_useful_hour(u), 3), style="bold")
+    )
     for row in report_life.calibration_rows(cat, gc):
         t.add_row(*row)
     return t
@@ -153,10 +155,8 @@ def offers_table(cat: Catalog, gc: GpuCost) -> Table:
     life = cat.value("depreciation_years") * 12
     level = gc.rent_level != 1.0
     owned_at = f" (owned at {gc.focus.power.active_w:.0f} W)" if gc.owned else " (no owned price to compare)"
-    t = Table(
+    t = PlainTable(
         title=f"Rented {gc.gpu}, and owning against each offer{owned_at}",
-        title_justify="left",
-        header_style="bold",
     )
     columns = [("key", "left"), ("offer", "left"), ("term", "left"), ("$/GPU-h", "right")]
     if level:
@@ -165,7 +165,7 @@ def offers_table(cat: Catalog, gc: GpuCost) -> Table:
     columns += [(f"$/useful h at {whole_percent(u)}", "right"), ("date", "left"), ("break-even", "left")]
     columns += [("owning wins if rents", "left"), ("payback months", "right"), ("source", "left")]
     for col, justify in columns:
-        t.add_column(col, justify=justify, overflow="fold")  # type: ignore[arg-type]
+        t.add_column(col, justify=justify, overflow="fold")
     for key, offer in zip(offer_keys(gc), gc.offers, strict=True):
         be = gc.break_even.get(offer.id)
         months = "-"
@@ -191,11 +191,9 @@ def mtok_table(report: CostReport, gc: GpuCost) -> Table:
     rows = [r for r in report.rows if r["gpu"] == gc.gpu]
     has_owned = gc.owned is not None
     u = report.catalog.value("utilisation")
-    t = Table(
+    t = PlainTable(
         title=f"$ per million tokens on {gc.gpu}: owned at {whole_percent(u)} utilisation, "
         "and under each offer (keys as in the offers table; each token kind carries the whole cost)",
-        title_justify="left",
-        header_style="bold",
     )
     t.add_column("record", overflow="fold", min_width=10)
     for col in ("tokens", "tok/s", "user tok/s", "W", *(("owned",) if has_owned else ())):
@@ -235,12 +233,10 @@ def sensitivity_table(cat: Catalog, gc: GpuCost) -> Table | None:
     u = cat.value("utilisation")
     ref = gc.reference
     base = gc.owned.usd_per_useful_hour(u) / rented_useful(cat, ref, u)
-    t = Table(
+    t = PlainTable(
         title=f"Sensitivity on {gc.gpu}, one figure at a time: owned / rented cost against {ref.provider} "
         f"{ref.term} ({usd(ref.usd_per_gpu_hour)}/GPU-h, {gc.reference_why}); base {base:.2f} (below 1 owning is "
         "cheaper)",
-        title_justify="left",
-        header_style="bold",
     )
     for col, justify in (
         ("figure", "left"),
@@ -251,7 +247,7 @@ def sensitivity_table(cat: Catalog, gc: GpuCost) -> Table | None:
         ("owned/rented, low", "right"),
         ("owned/rented, high", "right"),
     ):
-        t.add_column(col, justify=justify)  # type: ignore[arg-type]
+        t.add_column(col, justify=justify)
     for s in sorted(gc.sensitivity, key=lambda s: -abs(s.ratio_high - s.ratio_low)):
         t.add_row(
             PARAMETER_TEXT[s.parameter],
@@ -270,10 +266,8 @@ def projection_table(gc: GpuCost) -> Table | None:
     p = gc.projection
     if p is None:
         return None
-    t = Table(
+    t = PlainTable(
         title=f"Training run on {gc.gpu}: {p.params:.3g} parameters on {p.tokens:.3g} tokens, {p.n_gpus} GPUs",
-        title_justify="left",
-        header_style="bold",
     )
     t.add_column("item", overflow="fold")
     t.add_column("value", justify="right", overflow="fold")

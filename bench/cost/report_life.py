@@ -16,6 +16,7 @@ from bench.cost.life import HOURS_PER_YEAR, rent_present_value
 from bench.cost.model import BreakEven, crf
 from bench.cost.pricing import CostReport, GpuCost
 from bench.cost.scenario import calibration, rented_useful
+from bench.cost.table import PlainTable
 from bench.text import usd, whole_percent
 
 
@@ -79,17 +80,18 @@ def life_table(cat: Catalog, gc: GpuCost) -> Table | None:
     if o is None or ref is None or sched is None:
         return None
     u, d = cat.value("utilisation"), cat.optional("rent_decline")
-    t = Table(
+    t = PlainTable(
         title=f"Over the life on {gc.gpu}: owned against {ref.provider} {ref.term} ${ref.usd_per_gpu_hour:g}/GPU-h "
         f"({gc.reference_why}), {o.years:g} years at {100 * o.rate:g}% cost of capital, per GPU",
-        title_justify="left",
-        header_style="bold",
     )
     for col, justify in (("item", "left"), ("formula", "left"), ("value", "right")):
-        t.add_column(col, justify=justify, overflow="fold")  # type: ignore[arg-type]
+        t.add_column(col, justify=justify, overflow="fold")
     capital = f"{usd(o.capital_usd, 0)} - {usd(o.residual_usd(), 0)} / {1 + o.rate:g}^{o.years:g}"
-    t.add_row("owned capital per year", f"({capital}) x CRF {crf(o.rate, o.years):.6f}",
-              f"{usd(o.capital_usd_per_year())} a year = {usd(o.capital_usd_per_hour(), 4)}/GPU-hour")  # fmt: skip
+    t.add_row(
+        "owned capital per year",
+        f"({capital}) x CRF {crf(o.rate, o.years):.6f}",
+        f"{usd(o.capital_usd_per_year())} a year = {usd(o.capital_usd_per_hour(), 4)}/GPU-hour",
+    )
     t.add_row("owned per useful hour", "net $ per wall hour / utilisation", usd(o.usd_per_useful_hour(u), 4))
     if o.resale_fill > 0:
         gross = o.usd_per_wall_hour(u) / u
@@ -98,8 +100,11 @@ def life_table(cat: Catalog, gc: GpuCost) -> Table | None:
     t.add_row("rent, year 1", f"${ref.usd_per_gpu_hour:g}/GPU-hour x {hours}, then x (1 - {d:g}) a year",
               usd(sched.rows[1].rented_usd))  # fmt: skip
     t.add_row("rent: present value", "sum of each year's rent / (1 + r)^year", usd(sched.rented_pv_usd))
-    t.add_row("rent: level equivalent", "the flat $/GPU-hour with the same present value",
-              f"{usd(ref.usd_per_gpu_hour * gc.rent_level, 4)}/GPU-hour")  # fmt: skip
+    t.add_row(
+        "rent: level equivalent",
+        "the flat $/GPU-hour with the same present value",
+        f"{usd(ref.usd_per_gpu_hour * gc.rent_level, 4)}/GPU-hour",
+    )
     t.add_row("rented per useful hour", "level price" + (" / utilisation" if ref.committed else ""),
               usd(rented_useful(cat, ref, u), 4))  # fmt: skip
     t.add_row("owned: present value", "capital + operating costs - residual, discounted", usd(sched.owned_pv_usd))
@@ -127,11 +132,9 @@ def year_table(gc: GpuCost) -> Table | None:
         return None
     n = gc.fleet.gpus if gc.fleet is not None else 1
     scope = f"the fleet's {n:,} GPUs" if n > 1 else "one GPU"
-    t = Table(
+    t = PlainTable(
         title=f"Year by year on {gc.gpu}, {scope}: owned (capital in year 0, the residual back in the last) against "
         f"renting {gc.reference.provider} {gc.reference.term}; owning overtakes renting: {_overtakes(gc)}",
-        title_justify="left",
-        header_style="bold",
     )
     for col in ("year", "owned $", "rented $", "owned cumulative", "rented cumulative", "owned PV cumulative",
                 "rented PV cumulative"):  # fmt: skip
@@ -147,10 +150,9 @@ def fleet_table(gc: GpuCost) -> Table:
     """Facility megawatts to GPUs, capital, yearly cost owned and rented, tokens and $/Mtok."""
     f = gc.fleet
     assert f is not None
-    t = Table(title=f"Fleet of {gc.gpu}: {f.facility_mw:,g} MW of facility power", title_justify="left",
-              header_style="bold")  # fmt: skip
+    t = PlainTable(title=f"Fleet of {gc.gpu}: {f.facility_mw:,g} MW of facility power")
     for col, justify in (("item", "left"), ("formula", "left"), ("value", "right")):
-        t.add_column(col, justify=justify, overflow="fold")  # type: ignore[arg-type]
+        t.add_column(col, justify=justify, overflow="fold")
     rented = gc.reference
     rows = [
         ("IT power", f"{f.facility_mw:,g} MW / PUE {f.pue:g}", f"{f.it_kw / 1000:,.1f} MW"),
@@ -173,10 +175,9 @@ def fleet_table(gc: GpuCost) -> Table:
 
 def contract_table(c: Contract) -> Table:
     """What a rental contract buys at a rate: GPU-hours, and GPUs running every hour of the term."""
-    t = Table(title=f"Contract: {usd(c.usd, 0)} over {c.years:g} years at ${c.usd_per_gpu_hour:g}/GPU-hour",
-              title_justify="left", header_style="bold")  # fmt: skip
+    t = PlainTable(title=f"Contract: {usd(c.usd, 0)} over {c.years:g} years at ${c.usd_per_gpu_hour:g}/GPU-hour")
     for col, justify in (("item", "left"), ("formula", "left"), ("value", "right")):
-        t.add_column(col, justify=justify, overflow="fold")  # type: ignore[arg-type]
+        t.add_column(col, justify=justify, overflow="fold")
     t.add_row("GPU-hours", "value / rate", f"{c.gpu_hours:,.0f}")
     t.add_row("GPUs, every hour of the term", "GPU-hours / (years x 8760)", f"{c.gpus:,.0f}")
     return t
@@ -184,8 +185,7 @@ def contract_table(c: Contract) -> Table:
 
 def market_table() -> Table:
     """The catalog's dated figures over the hardware's life and at fleet scale (* marks a weak one)."""
-    t = Table(title="Dated figures over the life and at fleet scale (bench/catalog/market.toml; * weak)",
-              title_justify="left", header_style="bold")  # fmt: skip
+    t = PlainTable(title="Dated figures over the life and at fleet scale (bench/catalog/market.toml; * weak)")
     for col in ("topic", "figure", "value", "date", "source"):
         t.add_column(col, overflow="fold")
     for f in market.figures():
