@@ -9,14 +9,30 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import signal
 import sys
 from typing import Annotated, NoReturn
 
-import typer
 
-import bench
-from bench.cli import accept, cost, inventory, results, run
-from bench.measure import lifeline
+def _interrupted_while_loading(_signum: int, _frame: object) -> None:
+    sys.stderr.write("tokenbench: interrupted while starting; nothing was measured\n")
+    raise SystemExit(130)
+
+
+# A Ctrl-C while the command line loads (a tenth of a second) is one line too, not an import
+# traceback; the handler that was there (Python's, or an inherited "ignore") is back once it has.
+_loading = signal.getsignal(signal.SIGINT) is signal.default_int_handler
+if _loading:
+    signal.signal(signal.SIGINT, _interrupted_while_loading)
+
+import typer  # noqa: E402
+
+import bench  # noqa: E402
+from bench.cli import accept, cost, inventory, results, run  # noqa: E402
+from bench.measure import lifeline  # noqa: E402
+
+if _loading:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 app = typer.Typer(
     add_completion=False,

@@ -123,7 +123,7 @@ def measure(
         kept = sum(files.writer.counts.values())
         err.print(f"tokenbench: interrupted: {kept} finished record(s) kept in {files.writer.records_path}",
                   markup=False)  # fmt: skip
-        raise typer.Exit(outcome.exit_code)
+        raise typer.Exit(_rank_exit(session, outcome.exit_code))
     if outcome.state == "crashed":  # records could not be written: the ones before are kept
         fail(outcome.reason or "the results could not be written", code=1)
     return session, files, outcome, suite_name
@@ -159,10 +159,20 @@ def _start(
         fail("interrupted while starting (importing torch, opening the device or the idle baseline); "
              "nothing was measured", code=130)  # fmt: skip
     if files is None:  # a rank that follows rank 0
-        raise typer.Exit(ses.follow(session, entries, _say_failure(d)))
+        raise typer.Exit(_rank_exit(session, ses.follow(session, entries, _say_failure(d))))
     if how.timeline and files.timeline is None:
         warn(f"--timeline: nothing to sample ({session.telemetry.reason})")
     return session, files, entries, suite_name
+
+
+def _rank_exit(session: RunSession, code: int) -> int:
+    """An interrupted rank's exit code: through the launcher's file under `--nproc` (torchrun then
+    sees every rank end well and stops without a report of its own), else the code itself."""
+    from bench.measure import ranks
+
+    if session.dist is None or code not in (130, 143) or not ranks.under_launcher():
+        return code
+    return ranks.leave(code) if session.dist.rank == 0 else 0
 
 
 def complete_or_exit(files: RunFiles, outcome: Outcome, **header_fields: Any) -> None:

@@ -25,6 +25,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import psutil
 import torch
 import torch.distributed as dist
 
@@ -179,16 +180,23 @@ def launch(nproc: int, run_args: list[str], device_kind: str, command: str = "ru
     with tempfile.TemporaryDirectory(prefix="tokenbench-") as tmp:
         code_file = Path(tmp) / "exit-code"
         env[EXIT_CODE_FILE_ENV] = str(code_file)
-        # torchrun gets a process group of its own, and every stop signal this launcher receives
-        # (Ctrl-C, a CI cancel, a scheduler's SIGTERM) is passed on to it; it stops its ranks.
+        # torchrun gets a process group of its own. A stop signal this launcher receives (Ctrl-C, a
+        # CI cancel, a scheduler's SIGTERM) goes to the ranks: they end their run as interrupted and
+        # exit 0 to torchrun, which then ends without a report of its own. A second one goes to
+        # torchrun's whole group.
         proc = subprocess.Popen(torchrun_argv(nproc, run_args, command), env=env, start_new_session=True,
                                 preexec_fn=die_with_parent)  # fmt: skip
         got: list[int] = []
 
         def forward(signum: int, _frame: object) -> None:
             got.append(signum)
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signum)
+            ranks = _children(proc.pid) if len(got) == 1 else []
+            for rank in ranks:
+                with contextlib.suppress(psutil.Error):
+                    rank.send_signal(signum)
+            if not ranks:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signum)
 
         before = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
         try:
@@ -201,6 +209,19 @@ def launch(nproc: int, run_args: list[str], device_kind: str, command: str = "ru
         if rc == 0 and code_file.exists():
             return int(code_file.read_text() or 0)
         return rc
+
+
+def _children(pid: int) -> list[psutil.Process]:
+    """The processes `pid` started (torchrun's ranks); none where it is gone."""
+    try:
+        return psutil.Process(pid).children()
+    except psutil.Error:
+        return []
+
+
+def under_launcher() -> bool:
+    """True in a rank that `tokenbench run --nproc` started: its exit code goes through the launcher."""
+    return EXIT_CODE_FILE_ENV in os.environ
 
 
 def leave(code: int) -> int:

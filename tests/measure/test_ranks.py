@@ -216,12 +216,16 @@ def test_torchrun_argv_and_option_removal():
 
 
 @pytest.mark.slow
-def test_sigterm_to_the_launcher_stops_every_rank_and_keeps_the_records(tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_stop_signal_to_the_launcher_stops_every_rank_and_keeps_the_records(tmp_path, sig):
+    """SIGTERM (a scheduler) or SIGINT (Ctrl-C): every rank ends its run, torchrun ends quietly."""
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "bench", "run", "--nproc", "2", "--device", "cpu", "--idle-s", "0", "--no-progress",
            "--dist-timeout-s", "60", "--suite", "dist-smoke", "--out", str(out)]  # fmt: skip
     child = subprocess.Popen(cmd, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE,
-                             stderr=subprocess.STDOUT, text=True, start_new_session=True)  # fmt: skip
+                             stderr=subprocess.STDOUT, text=True, start_new_session=True,
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
+    output = ""
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:  # until the first entries are on disk
@@ -229,14 +233,15 @@ def test_sigterm_to_the_launcher_stops_every_rank_and_keeps_the_records(tmp_path
             if files and len(files[0].read_text().splitlines()) >= 4:
                 break
             time.sleep(0.2)
-        child.send_signal(signal.SIGTERM)
-        child.communicate(timeout=60)
+        child.send_signal(sig)
+        output, _ = child.communicate(timeout=60)
     finally:
         if child.poll() is None:
             os.killpg(child.pid, signal.SIGKILL)
-    assert child.returncode == 128 + signal.SIGTERM
+    assert child.returncode == 128 + sig, output
+    assert "Traceback" not in output and "SignalException" not in output, output  # one line, not torchrun's report
     (run,) = read_runs(out)
-    assert run.state == "interrupted" and "SIGTERM" in run.header["error"]
+    assert run.state == "interrupted" and sig.name in run.header["error"]
     assert len(run.records) >= 4 and len(run.records) % 2 == 0  # whole entries: one record per rank
     leftovers = subprocess.run(["pgrep", "-f", str(out)], capture_output=True, text=True).stdout.split()
     assert leftovers == []  # torchrun and both ranks are gone

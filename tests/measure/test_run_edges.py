@@ -222,3 +222,13 @@ def test_report_to_a_full_stdout_is_one_line(tmp_path):
                               cwd=ROOT, stdout=full, stderr=subprocess.PIPE, text=True, timeout=120)  # fmt: skip
     assert proc.returncode == 1
     assert proc.stderr == "tokenbench: error: cannot write the output (No space left on device)\n"
+
+
+def test_ctrl_c_while_the_command_line_loads_is_one_line(tmp_path):
+    shim = tmp_path / "shim" / "typer"
+    shim.mkdir(parents=True)
+    (shim / "__init__.py").write_text("import os, signal\nos.kill(os.getpid(), signal.SIGINT)  # Ctrl-C mid-import\n")
+    proc = subprocess.run([sys.executable, "-m", "bench", "--help"], cwd=ROOT, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": f"{shim.parent}{os.pathsep}{ROOT}"}, timeout=60,
+                          preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
+    assert (proc.returncode, proc.stderr) == (130, "tokenbench: interrupted while starting; nothing was measured\n")
