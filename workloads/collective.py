@@ -2,8 +2,10 @@
 
 Every rank times its own calls (the ranks agree on every count, so they make the same calls).
 `size` is S in nccl-tests' terms: the all-reduce buffer, the all-gather output (each rank sends
-S / n) and the reduce-scatter input (each rank keeps S / n), rounded down to a whole number of
-elements per rank. Then, with t the median time of one call and n ranks:
+S / n) and the reduce-scatter input (each rank keeps S / n). As nccl-tests does (src/all_gather.cu,
+src/reduce_scatter.cu), each rank's share is rounded down to a multiple of 16 bytes, (count / n) &
+-(16 / element size); the all-reduce buffer to whole elements. Then, with t the median time of
+one call and n ranks:
 
     algbw = S / t                        (GB/s, 1e9 bytes)
     busbw = algbw x factor               all-reduce 2(n-1)/n; all-gather, reduce-scatter (n-1)/n
@@ -60,15 +62,22 @@ def busbw_factor(op: str, n: int) -> float:
     return 2 * (n - 1) / n if op == "all_reduce" else (n - 1) / n
 
 
+ALIGN_BYTES = 16  # nccl-tests rounds each rank's share of an all-gather or reduce-scatter to this
+
+
 def elements_per_rank(p: CollectiveParams, op: str, n: int) -> int:
-    """Elements each rank contributes to S (all-reduce: the whole buffer), whole elements only."""
+    """Elements each rank contributes to S: all-reduce the whole buffer in whole elements; all-gather
+    and reduce-scatter (count / n) rounded down to 16 bytes, nccl-tests' (count/nranks) & -(16/eltSize)."""
     elem = torch_dtype(p.dtype).itemsize
     total = int(p.size_kib * 1024) // elem
-    return total if op == "all_reduce" else total // n
+    if op == "all_reduce":
+        return total
+    share, align = total // n, ALIGN_BYTES // elem
+    return share - share % align
 
 
 def size_bytes(p: CollectiveParams, op: str, n: int) -> int:
-    """S after rounding down to whole elements per rank (nccl-tests rounds the same way)."""
+    """S after each rank's share is rounded down as nccl-tests rounds it."""
     elem = torch_dtype(p.dtype).itemsize
     m = elements_per_rank(p, op, n)
     return m * elem if op == "all_reduce" else m * n * elem
@@ -195,7 +204,7 @@ class Collective(Workload[CollectiveParams]):
     op: ClassVar[str]
     family = "collective"
     Params = CollectiveParams
-    version = 1
+    version = 2  # 2: all-gather and reduce-scatter shares rounded to 16 bytes, as nccl-tests does
 
     def label(self, p: CollectiveParams) -> str:
         size = p.size_kib * 1024

@@ -33,7 +33,29 @@ def test_size_rounds_down_to_whole_elements_per_rank():
     assert elements_per_rank(p, "all_reduce", 4) == 258 and size_bytes(p, "all_reduce", 4) == 1032
     assert elements_per_rank(p, "all_gather", 4) == 64 and size_bytes(p, "all_gather", 4) == 1024
     bf16 = CollectiveParams(size_kib=1, dtype="bf16")
-    assert size_bytes(bf16, "reduce_scatter", 3) == 170 * 3 * 2  # 512 elements, 170 per rank
+    assert size_bytes(bf16, "reduce_scatter", 3) == 168 * 3 * 2  # 512 elements: 170 per rank, to 16 B: 168
+
+
+def nccl_tests_bytes(size_bytes_requested: int, elt_size: int, nranks: int) -> int:
+    """nccl-tests' all-gather / reduce-scatter S: count = size / eltSize; base = (count/nranks) &
+    -(16/eltSize); S = base x nranks x eltSize (src/all_gather.cu, src/reduce_scatter.cu)."""
+    count = size_bytes_requested // elt_size
+    base = (count // nranks) & -(16 // elt_size)
+    return base * nranks * elt_size
+
+
+@pytest.mark.parametrize("n", [2, 3, 6, 8, 24])
+@pytest.mark.parametrize("op", ["all_gather", "reduce_scatter"])
+@pytest.mark.parametrize(("size_kib", "dtype"), [(32, "fp32"), (32, "bf16"), (1.5, "fp16"), (131072, "fp32"),
+                                                 (7.3, "fp32")])  # fmt: skip
+def test_sizes_match_nccl_tests_for_any_rank_count(n, op, size_kib, dtype):
+    p = CollectiveParams(size_kib=size_kib, dtype=dtype)
+    elt = {"fp32": 4, "bf16": 2, "fp16": 2}[dtype]
+    assert size_bytes(p, op, n) == nccl_tests_bytes(int(size_kib * 1024), elt, n)
+
+
+def test_the_issue_example_24_ranks_32_kib():
+    assert size_bytes(CollectiveParams(size_kib=32), "all_gather", 24) == 32_640  # not 32,736
 
 
 def test_labels_and_registry():
