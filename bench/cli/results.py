@@ -135,6 +135,8 @@ def compare(
     if reference_dir is not None and not reference:
         fail("--reference-dir goes with --reference")
     cand = _runs(results[-1:], "candidate")
+    if not reference and {r.path.resolve() for r in _runs(results[:1], "baseline")} == {r.path.resolve() for r in cand}:
+        fail(f"baseline and candidate are the same run(s) ({results[0]}): give two runs to compare")
     if reference:
         base, baseline_label = _reference_baseline(cand, reference_dir, catalog)
     else:
@@ -155,6 +157,9 @@ def compare(
             out.print(grid.rich())
         for text in compare_report.lines(result):
             line(text)
+    if not result.compared:  # the reason last in the tables above, and first here
+        fail(f"nothing compared: no configuration was measured in both {results[0]} and {results[-1]} "
+             f"({len(result.comparisons)} only on one side)")  # fmt: skip
     raise typer.Exit(result.exit_code)
 
 

@@ -99,9 +99,14 @@ class Result:
     notes: list[str] = field(default_factory=list)
 
     @property
+    def compared(self) -> int:
+        """Configurations measured on both sides (not NEW, not MISSING)."""
+        return sum(c.verdict not in ("NEW", "MISSING") for c in self.comparisons)
+
+    @property
     def exit_code(self) -> int:
-        """0 on PASS or WARN, 1 on FAIL: what CI gates on; 2 when nothing could be compared at all."""
-        if not self.comparisons:
+        """0 on PASS or WARN, 1 on FAIL: what CI gates on; 2 when no configuration was measured on both sides."""
+        if not self.compared:
             return 2
         return 1 if self.verdict == "FAIL" else 0
 

@@ -119,8 +119,22 @@ def test_different_workload_versions_are_not_compared(tmp_path):
     result = compare(read_runs(b), read_runs(c))
     assert {c.verdict for c in result.comparisons} == {"MISSING"}
     assert all("not comparable" in c.why and c.change is None for c in result.comparisons)
-    # nothing was compared on the GPU: that is no pass, even though no figure got slower
-    assert result.gpus[0].compared == 0 and result.gpus[0].verdict == "FAIL" and result.exit_code == 1
+    # nothing was compared on the GPU: no pass, even though no figure got slower, and exit 2 (not a
+    # regression to gate on: nothing could be compared)
+    assert result.gpus[0].compared == 0 and result.gpus[0].verdict == "FAIL" and result.exit_code == 2
+
+
+def test_a_run_compared_with_itself_stops_first_with_the_reason(tmp_path):
+    b, _ = pair(tmp_path, {}, {})
+    result = invoke(str(b), str(b))
+    assert result.exit_code == 2 and result.output.startswith("tokenbench: error: baseline and candidate are the same")
+
+
+def test_runs_with_nothing_in_common_exit_2_with_the_reason(tmp_path):
+    b, c = pair(tmp_path, {}, {"workload_version": 2})
+    result = invoke(str(b), str(c))
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines()[-1].startswith("tokenbench: error: nothing compared: no configuration")
 
 
 def test_a_baseline_with_both_versions_is_matched_on_the_candidates(tmp_path):
