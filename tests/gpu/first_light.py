@@ -70,7 +70,7 @@ PROBES: dict[str, dict[str, Any]] = {
         "energy_window_s": 1.0,
     },
 }
-# Output files in OUT besides the archive: at most 8 files of 16 MiB in all, to travel back from a lent machine.
+# Output files in OUT besides the archive: at most 8 files of 16 MiB in all, so they are easy to copy back.
 OUT_FILES = ("summary.txt", "summary.json", "tables.txt")
 ARCHIVE = "first_light.tar.gz"
 OUT_LIMIT_BYTES = 16 * 2**20
