@@ -22,6 +22,7 @@ LAYERS = [
     {"bench.catalog", "bench.results"},  # data: the catalog, the on-disk format
     {"workloads"},  # the standardised work, on a device
     {"bench.measure"},  # timer, runner, suites, ranks, the run session
+    {"bench.serve"},  # load against a serving engine over HTTP (measures a server, not a kernel)
     {"bench.cost"},  # analysis over records, never measuring
     {"bench.compare"},
     {"bench.report"},

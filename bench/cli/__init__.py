@@ -28,7 +28,7 @@ if _loading:
 import typer  # noqa: E402
 
 import bench  # noqa: E402
-from bench.cli import accept, cost, inventory, results, run  # noqa: E402
+from bench.cli import accept, compare, cost, inventory, report, run  # noqa: E402
 from bench.measure import lifeline  # noqa: E402
 
 if _loading:
@@ -60,8 +60,8 @@ def _options(
 app.command("run")(run.run)
 app.command("accept")(accept.accept)
 app.command("cost")(cost.cost_)
-app.command("report")(results.report)
-app.command("compare")(results.compare)
+app.command("report")(report.report)
+app.command("compare")(compare.compare)
 app.command("list")(inventory.list_)
 app.command("env")(inventory.env_)
 

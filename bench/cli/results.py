@@ -1,17 +1,13 @@
-"""`tokenbench report` and `tokenbench compare`: reading results, never measuring."""
+"""What `tokenbench report` and `tokenbench compare` share: reading results and the catalog, never measuring."""
 
 from __future__ import annotations
 
-import json
-import sys
-from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from bench.cli.console import err, fail, line, out, warn
-from bench.text import plain
+from bench.cli.console import fail, warn
 
 if TYPE_CHECKING:  # pandas comes with the reader: imported when a command runs, not for --help
     from bench.catalog.prices import Catalog
@@ -24,23 +20,6 @@ CatalogOpt = Annotated[
     list[Path] | None, typer.Option("--catalog", help="your [[gpu]], [[offer]], [[server]] file (as for cost)")
 ]
 SiteOpt = Annotated[list[Path] | None, typer.Option("--site", help="your site figures (as for cost)")]
-
-
-class ReportFormat(str, Enum):
-    table = "table"
-    md = "md"
-    csv = "csv"
-
-
-class CompareFormat(str, Enum):
-    table = "table"
-    md = "md"
-    json = "json"
-
-
-class Missing(str, Enum):
-    fail = "fail"
-    warn = "warn"
 
 
 def _runs(paths: list[Path], what: str = "results") -> list[Run]:
@@ -62,130 +41,3 @@ def _catalog(catalog: list[Path] | None, site: list[Path] | None) -> Catalog:
         return prices.load(catalog or [], site or [])
     except prices.CatalogError as e:
         fail(str(e))
-
-
-def report(
-    results: ResultsArg,
-    fmt: Annotated[ReportFormat, typer.Option("--format", help="stdout: table, md or csv")] = ReportFormat.table,
-    html: Annotated[
-        Path | None, typer.Option(help="also write the self-contained HTML page (tables and plots) to this file")
-    ] = None,
-    catalog: CatalogOpt = None,
-    site: SiteOpt = None,
-) -> None:
-    """One table per workload family across runs, nodes and GPUs; optionally an HTML page with plots."""
-    from bench.report import model as reportmod
-    from bench.text import markdown_cell
-
-    runs = _runs(results)
-    rep = reportmod.build(runs, _catalog(catalog, site))
-    if fmt is ReportFormat.csv:
-        sys.stdout.write(reportmod.frame(rep).to_csv(index=False))
-    elif fmt is ReportFormat.md:
-        sys.stdout.write("\n".join(g.markdown() for g in [reportmod.runs_grid(rep), *(t.grid() for t in rep.tables)]))
-        sys.stdout.write("\n" + "".join(f"- {markdown_cell(n)}\n" for n in rep.notes))
-    else:
-        out.print(reportmod.runs_grid(rep).rich())
-        for t in rep.tables:
-            out.print(t.grid().rich())
-        for note in rep.notes:
-            line(note)
-    if html is not None:
-        from bench.report.html import render
-
-        try:
-            html.write_text(render(rep), encoding="utf-8")
-        except OSError as e:
-            fail(f"--html {html}: {e.strerror or e}")
-        err.print(plain(f"tokenbench: report: {html}"), markup=False, highlight=False, soft_wrap=True)
-
-
-def compare(
-    results: Annotated[
-        list[Path],
-        typer.Argument(help="BASELINE CANDIDATE, or only CANDIDATE with --reference (files or directories)"),
-    ],
-    reference: Annotated[
-        bool, typer.Option("--reference", help="baseline: the reference results for the candidate's GPU model")
-    ] = False,
-    reference_dir: Annotated[
-        Path | None, typer.Option(help="where the references are kept (default: results/reference of tokenbench)")
-    ] = None,
-    fmt: Annotated[CompareFormat, typer.Option("--format", help="table, md or json")] = CompareFormat.table,
-    fail_pct: Annotated[float, typer.Option(help="FAIL when slower by more than this %, beyond the noise")] = 5.0,
-    warn_pct: Annotated[float, typer.Option(help="WARN when significantly slower by more than this %")] = 2.0,
-    confidence: Annotated[float, typer.Option(help="confidence level of the intervals, between 0 and 1")] = 0.95,
-    missing: Annotated[
-        Missing, typer.Option(help="a configuration the baseline has and the candidate lacks: fail or warn")
-    ] = Missing.fail,
-    catalog: CatalogOpt = None,
-) -> None:
-    """Candidate against baseline: change in median with an interval, PASS / WARN / FAIL per GPU; exit 1 on FAIL."""
-    from bench.compare import model as cmp
-    from bench.compare import report as compare_report
-
-    if not 0 < confidence < 1:
-        fail(f"--confidence must be between 0 and 1, got {confidence:g}")
-    if not 0 <= warn_pct <= fail_pct:
-        fail(f"need 0 <= --warn-pct <= --fail-pct, got {warn_pct:g} and {fail_pct:g}")
-    if reference and len(results) != 1:
-        fail(f"--reference takes one CANDIDATE (the baseline is the reference), got {len(results)} paths")
-    if not reference and len(results) != 2:
-        fail(f"give BASELINE and CANDIDATE (or --reference CANDIDATE), got {len(results)} path(s)")
-    if reference_dir is not None and not reference:
-        fail("--reference-dir goes with --reference")
-    cand = _runs(results[-1:], "candidate")
-    if not reference and {r.path.resolve() for r in _runs(results[:1], "baseline")} == {r.path.resolve() for r in cand}:
-        fail(f"baseline and candidate are the same run(s) ({results[0]}): give two runs to compare")
-    if reference:
-        base, baseline_label = _reference_baseline(cand, reference_dir, catalog)
-    else:
-        base = _runs(results[:1], "baseline")
-        baseline_label = f"baseline {results[0]}"
-    th = cmp.Thresholds(fail=fail_pct / 100, warn=warn_pct / 100, confidence=confidence,
-                        missing_fails=missing is Missing.fail)  # fmt: skip
-    try:
-        result = cmp.compare(base, cand, th, baseline_label, f"candidate {results[-1]}")
-    except Exception as e:  # a bug must not read as a FAIL (exit 1) to the CI gate
-        fail(f"compare could not finish: {type(e).__name__}: {e}", code=3)
-    if fmt is CompareFormat.json:
-        sys.stdout.write(json.dumps(result.as_json(), indent=2) + "\n")
-    elif fmt is CompareFormat.md:
-        sys.stdout.write(compare_report.markdown(result))
-    else:
-        for grid in compare_report.grids(result):
-            out.print(grid.rich())
-        for text in compare_report.lines(result):
-            line(text)
-    if not result.compared:  # the reason last in the tables above, and first here
-        fail(f"nothing compared: no configuration was measured in both {results[0]} and {results[-1]} "
-             f"({len(result.comparisons)} only on one side)")  # fmt: skip
-    raise typer.Exit(result.exit_code)
-
-
-def _reference_baseline(
-    cand: list[Run], reference_dir: Path | None, catalog: list[Path] | None
-) -> tuple[list[Run], str]:
-    """The reference runs for the candidate's GPU model, only that model's records, and their label."""
-    from bench.catalog.match import record_gpu
-    from bench.compare import reference as ref
-
-    cat = _catalog(catalog, None)
-    ref_dir = reference_dir or ref.DEFAULT_DIR
-    try:
-        gpu = ref.candidate_gpu([r for run in cand for r in run.records], cat)
-        folder, prov = ref.find(ref_dir, gpu)
-    except ref.ReferenceError as e:
-        fail(str(e))
-    base = _runs([folder], "reference")
-    for run in base:  # a stray run of another model must not join the baseline
-        kept = [r for r in run.records if record_gpu(r, cat) == gpu]
-        if len(kept) < len(run.records):
-            warn(f"{run.path}: {len(run.records) - len(kept)} record(s) not from a {gpu} left out of the reference")
-        run.records = kept
-    if not any(run.records for run in base):
-        fail(f"{folder}: no record from a {gpu}")
-    baseline_label = f"reference {prov.summary()}"
-    line_to_err = f"tokenbench: baseline: {baseline_label} ({folder})"
-    err.print(plain(line_to_err), markup=False, highlight=False, soft_wrap=True)  # provenance.toml is someone's text
-    return base, baseline_label

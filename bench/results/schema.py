@@ -17,6 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from bench.errors import first_error
 from bench.results import files
+from bench.results.host_fields import HOST_BOOL, HOST_FIELDS, HOST_INT, HOST_STR
+from bench.results.serve_fields import SERVE_BOOL, SERVE_FIELDS, SERVE_INT, SERVE_STR
 
 SCHEMA_VERSION = 1
 STATUSES = ("ok", "skipped", "failed")
@@ -172,6 +174,9 @@ FIELDS: dict[str, str] = {
     "soak_interval": "the soak interval's index, from 0 (its label says 'k/n')",
     "soak_interval_s": "the soak's interval length, seconds (each interval is timed this long, no warm-up)",
 }
+CORE_FIELDS = dict(FIELDS)  # results/README.md documents these and the host fields
+FIELDS.update(HOST_FIELDS)  # the host's state during the window (bench/results/host_fields.py)
+FIELDS.update(SERVE_FIELDS)  # serving load points (bench/results/serve_fields.py, bench/serve/README.md)
 
 
 def documented(key: str) -> bool:
@@ -183,14 +188,15 @@ def documented(key: str) -> bool:
 
 # Types by field; every other documented field (and every _p90_s / _p99_s sibling) is a number.
 INT_FIELDS = ("schema_version", "seq", "workload_version", "gpu_index", "n_samples", "rank", "local_rank", "node_rank",
-              "world_size", "job_ranks", "size_bytes", "wrong_values", "soak_interval")  # fmt: skip
-BOOL_FIELDS = ("l2_flushed", "unstable", "check_passed", "energy_disagrees")
+              "world_size", "job_ranks", "size_bytes", "wrong_values", "soak_interval",
+              *HOST_INT, *SERVE_INT)  # fmt: skip
+BOOL_FIELDS = ("l2_flushed", "unstable", "check_passed", "energy_disagrees", *HOST_BOOL, *SERVE_BOOL)
 STR_FIELDS = (
     "run_id", "workload", "family", "label", "status", "reason", "started_at", "finished_at", "hostname",
     "device", "device_kind", "device_name", "gpu_uuid", "tokenbench_version", "torch_version", "cuda_version",
     "driver_version", "timer", "peak_gpu_id", "peak_source", "peak_reason", "model_preset", "compute_dtype",
     "kernel", "check_detail", "telemetry_source", "power_reading", "energy_source", "energy_reason",
-    "cpu_energy_reason", "health_change", "health_detail", "backend", "phase",
+    "cpu_energy_reason", "health_change", "health_detail", "backend", "phase", *HOST_STR, *SERVE_STR,
 )  # fmt: skip
 REQUIRED = ("schema_version", "run_id", "workload", "status")
 Scalar = str | int | float | bool | None
