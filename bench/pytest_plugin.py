@@ -22,7 +22,8 @@ whole record, samples included, into `extra_info["tokenbench"]`, which `tokenben
 harness's own timer measures, and the record's `timer` says so.
 
 A configuration that cannot run here (a dtype the device lacks, too little memory, one process for
-a collective) is a skip with the reason; a wrong answer fails the test.
+a collective, a call predicted too long for the timer's limits, as `tokenbench run` predicts it) is
+a skip with the reason; a wrong answer fails the test.
 """
 
 from __future__ import annotations
@@ -236,7 +237,8 @@ class TokenbenchFixture:
         self.used = entry.label
         s = self.state
         warmup = self.config.getoption("tokenbench_warmup_s")
-        runner = s.run.runner(_ListWriter(s.run.run_id), measure=_measure_with(self.benchmark, warmup))
+        runner = s.run.runner(_ListWriter(s.run.run_id), measure=_measure_with(self.benchmark, warmup),
+                              predictor=s.run.predictor)  # as `tokenbench run`: a call too long is skipped  # fmt: skip
         record = runner.run_entry(s.seq, entry)
         s.seq += 1
         clean = finite_json(record)

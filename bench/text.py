@@ -16,11 +16,28 @@ from dataclasses import dataclass, field
 from rich.table import Table
 from rich.text import Text
 
-VERDICT_STYLES = {"PASS": "green", "WARN": "yellow", "FAIL": "bold red", "MISSING": "bold red", "NEW": "cyan"}
+VERDICT_STYLES = {
+    "PASS": "green",
+    "WARN": "yellow",
+    "FAIL": "bold red",
+    "MISSING": "bold red",
+    "NEW": "cyan",
+    "SKIP": "yellow",
+}
 _MD_PUNCTUATION = "\\`*_[]|#$~"
 CELL_LIMIT = 200  # a results file can hold a megabyte in one string: cells show its start
 
 # --- numbers ------------------------------------------------------------------------------------
+
+
+def offer_name(provider: str, term: str) -> str:
+    """Provider and term, the term once: "Lambda on-demand", "InferenceX 3-year rental"."""
+    return provider if term in provider else f"{provider} {term}"
+
+
+def plural(n: int, word: str, words: str | None = None) -> str:
+    """'1 record', '2 records', '1,200 entries': `words` where the plural is not word + s."""
+    return f"{n:,} {word if n == 1 else (words or word + 's')}"
 
 
 def _missing(value: float | None) -> bool:

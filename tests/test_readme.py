@@ -15,7 +15,18 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 FRONT_PAGE_MAX_LINES = 250
 # The READMEs beside what they describe; the front page links to each of them.
-FOLDER_READMES = ("workloads", "bench", "bench/cost", "results", "results/reference", "docker", "tests")
+FOLDER_READMES = (
+    "workloads",
+    "bench",
+    "bench/cost",
+    "bench/serve",
+    "bench/compare",
+    "bench/accept",
+    "results",
+    "results/reference",
+    "docker",
+    "tests",
+)
 # One signature of each formula the READMEs state, and the README that states it (the others link to it).
 FORMULAS = {
     r"2mnk": "workloads/README.md",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import difflib
+
 from workloads.attention import Attention
 from workloads.base import ParamsError, Workload
 from workloads.collective import AllGather, AllReduce, ReduceScatter
@@ -19,7 +21,9 @@ REGISTRY: dict[str, Workload] = {
 
 class UnknownWorkload(KeyError):
     def __str__(self) -> str:
-        return f"unknown workload {self.args[0]!r}: known are {', '.join(sorted(REGISTRY))}"
+        near = difflib.get_close_matches(str(self.args[0]), list(REGISTRY), n=1)
+        hint = f"; did you mean {near[0]!r}?" if near else ""
+        return f"unknown workload {self.args[0]!r}: known are {', '.join(sorted(REGISTRY))}{hint}"
 
 
 def get(workload_id: str) -> Workload:

@@ -9,6 +9,7 @@ not fit is skipped, not crashed), and `prepare`, a context manager yielding a `C
 from __future__ import annotations
 
 import contextlib
+import difflib
 import math
 import types
 import typing
@@ -159,7 +160,14 @@ class Workload(ABC, Generic[P]):
     Params: type[P]  # set on the class (a ClassVar cannot hold a type variable)
 
     def parse(self, raw: dict[str, Any]) -> P:
-        """Validate raw parameters; ParamsError with one line naming the bad field."""
+        """Validate raw parameters; ParamsError with one line naming the bad field (and, for a name
+        the workload does not have, the nearest it has)."""
+        known = list(self.Params.model_fields)
+        for key in raw:
+            if key not in known:
+                near = difflib.get_close_matches(str(key), known, n=1)
+                hint = f"did you mean {near[0]!r}? " if near else ""
+                raise ParamsError(f"{self.id}: {key}: unknown parameter; {hint}(parameters: {', '.join(known)})")
         try:
             return self.Params(**raw)
         except ValidationError as e:

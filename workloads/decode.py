@@ -7,7 +7,8 @@ synchronous step), read back only after timing, so the marks add no syncs to the
 
 Metrics follow vLLM's definitions: TTFT, TPOT = (e2e - TTFT) / (M - 1), ITL pooled over steps,
 output tokens/s = B x M / e2e, per-user tokens/s = 1 / TPOT. MBU (Databricks) = bytes a decode
-step must move (weights + the KV cache at the mean context) / TPOT / peak bandwidth.
+step must move (every weight a token multiplies, that is all but the input embedding table, a
+lookup that reads one row per token; plus the KV cache at the mean context) / TPOT / peak bandwidth.
 """
 
 from __future__ import annotations
@@ -55,7 +56,8 @@ def _elem(p: DecodeParams, device: Device | None) -> int:
 
 
 def step_bytes(p: DecodeParams, device: Device | None = None) -> float:
-    """Bytes a decode step must move, averaged over the M - 1 steps: every weight once, plus
+    """Bytes a decode step must move, averaged over the M - 1 steps: every matmul weight once (the
+    input embedding table is left out: a lookup reads one row of it per token, not the table), plus
     the KV cache read at the mean context N + M/2 (context N + i at step i = 1 .. M - 1)."""
     a = p.args()
     elem = _elem(p, device)

@@ -1,9 +1,10 @@
 """Prefill (pp512-style): one forward pass over a prompt of N random tokens at batch B.
 
 It fills the KV cache and produces the last position's logits, as a server does before its
-first output token. tokens/s = B x N / time; MFU from PaLM FLOPs for a forward pass over a
-causal prompt (2 FLOPs per matmul parameter per token, the output head for the last position
-only, plus attention). The check recomputes the last logits a second way (prompt minus one token,
+first output token. tokens/s = B x N / time; MFU from PaLM FLOPs for a forward pass over the
+prompt (2 FLOPs per matmul parameter per token, the output head for the last position only, plus
+attention): `mfu` counts every (query, key) pair as published MFU does, `mfu_causal` the unmasked
+half a causal kernel computes. The check recomputes the last logits a second way (prompt minus one token,
 then a cached single-token step) and compares.
 """
 
@@ -43,13 +44,14 @@ class PrefillParams(LlmParams):
     prompt_len: int = Field(512, gt=1, description="prompt tokens per sequence")
 
 
-def prefill_flops(p: PrefillParams) -> float:
-    """B x (2 x body params x N + 2 x head params + N x causal attention per token)."""
+def prefill_flops(p: PrefillParams, causal: bool = True) -> float:
+    """B x (2 x body params x N + 2 x head params + N x attention per token); causal=True counts the
+    unmasked pairs (the work done, the record's `flops`), causal=False every pair (published MFU)."""
     a = p.args()
     head = a.vocab_size * a.dim
     body = n_matmul_params(a) - head
     per_seq = 2.0 * body * p.prompt_len + 2.0 * head
-    per_seq += p.prompt_len * attention_flops_per_token(a.n_layers, a.n_heads, a.head_dim, p.prompt_len, True)
+    per_seq += p.prompt_len * attention_flops_per_token(a.n_layers, a.n_heads, a.head_dim, p.prompt_len, causal)
     return p.batch * per_seq
 
 
@@ -71,9 +73,16 @@ class PrefillCase:
             )  # (B, 1, vocab)
 
     def extra(self, timing: Any, peaks: dict[str, float | None]) -> dict[str, Any]:
-        tokens_per_s = self.p.batch * self.p.prompt_len / timing.summary.median
-        fpt = prefill_flops(self.p) / (self.p.batch * self.p.prompt_len)
-        return {"flops_per_token": fpt, "mfu": mfu(fpt, tokens_per_s, peaks["flops"]), **compile_fields(self.p, timing)}
+        tokens = self.p.batch * self.p.prompt_len
+        tokens_per_s = tokens / timing.summary.median
+        fpt, causal = prefill_flops(self.p, causal=False) / tokens, prefill_flops(self.p) / tokens
+        return {
+            "flops_per_token": fpt,
+            "flops_per_token_causal": causal,
+            "mfu": mfu(fpt, tokens_per_s, peaks["flops"]),
+            "mfu_causal": mfu(causal, tokens_per_s, peaks["flops"]),
+            **compile_fields(self.p, timing),
+        }
 
     def compare(self, tokens: torch.Tensor) -> float:
         """Last logits of one pass against prompt-minus-one then a cached step: relative error."""

@@ -2,8 +2,9 @@
 
 Weights and optimizer state stay fp32; on a GPU the forward runs under bf16 autocast (the way
 LLMs are trained), on the CPU in fp32. One timed call is one optimizer step on B x T tokens.
-MFU = model FLOPs per token (PaLM appendix B, causal pairs counted once; see llm_metrics) x
-tokens/s / the device's dense peak for the compute dtype. The check: the loss is finite and,
+MFU = model FLOPs per token (PaLM appendix B; see llm_metrics) x tokens/s / the device's dense
+peak for the compute dtype, recorded twice: `mfu` counts the full attention matrix (the convention
+torchtitan, nanoGPT, Megatron-LM and PaLM publish), `mfu_causal` its unmasked half. The check: the loss is finite and,
 on one fixed batch, falls over a few steps, which proves that gradients flow.
 """
 
@@ -48,9 +49,11 @@ class TrainParams(LlmParams):
     )
 
 
-def flops_per_token(p: TrainParams) -> float:
+def flops_per_token(p: TrainParams, causal: bool = False) -> float:
+    """6N + 12·L·H·Q·T (every attention pair, as published MFU counts), or with causal=True only the
+    unmasked pairs: 6N + 6·L·H·Q·(T+1)."""
     a = p.args()
-    return train_flops_per_token(n_matmul_params(a), a.n_layers, a.n_heads, a.head_dim, p.seq_len, causal=True)
+    return train_flops_per_token(n_matmul_params(a), a.n_layers, a.n_heads, a.head_dim, p.seq_len, causal=causal)
 
 
 @dataclass
@@ -86,12 +89,14 @@ class TrainCase:
         return loss
 
     def extra(self, timing: Any, peaks: dict[str, float | None]) -> dict[str, Any]:
-        fpt = flops_per_token(self.p)
+        fpt, causal = flops_per_token(self.p), flops_per_token(self.p, causal=True)
         tokens_per_s = self.p.batch * self.p.seq_len / timing.summary.median
         return {
             "loss": float(self.losses[-1].item()),
             "flops_per_token": fpt,
+            "flops_per_token_causal": causal,
             "mfu": mfu(fpt, tokens_per_s, peaks["flops"]),
+            "mfu_causal": mfu(causal, tokens_per_s, peaks["flops"]),
             **compile_fields(self.p, timing),
         }
 
@@ -144,8 +149,9 @@ class Train(LlmWorkload[TrainParams]):
         return super().unsupported_reason(p, device)
 
     def counts(self, p: TrainParams, device: Device | None = None) -> Counts:
+        """The work a causal kernel does: the unmasked attention pairs only (flops_per_token_causal)."""
         tokens = p.batch * p.seq_len
-        return Counts(flops=flops_per_token(p) * tokens, tokens=tokens)
+        return Counts(flops=flops_per_token(p, causal=True) * tokens, tokens=tokens)
 
     def memory_bytes(self, p: TrainParams, device: Device | None = None) -> int:
         """fp32 weights, gradients and two AdamW moments (16 bytes a parameter), autocast's

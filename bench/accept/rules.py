@@ -19,7 +19,7 @@ from bench.compare.model import config_key
 from bench.compare.node import headline
 from bench.errors import first_error
 from bench.results import files
-from bench.text import number
+from bench.text import number, plural
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -137,10 +137,10 @@ def check_rule(node: str, gpu: str, records: list[dict[str, Any]]) -> Finding:
     failed = [r for r in records if r.get("status") == "failed"]
     if not failed:
         n = sum(1 for r in records if r.get("check_passed") is True)
-        return Finding(node, gpu, "checks", "PASS", f"{n} output check(s) passed, no measurement failed")
+        return Finding(node, gpu, "checks", "PASS", f"{plural(n, 'output check')} passed, no measurement failed")
     first = "; ".join(f"{r.get('workload')} {r.get('label')}: {r.get('reason')}" for r in failed[:3])
     more = f" (and {len(failed) - 3} more)" if len(failed) > 3 else ""
-    return Finding(node, gpu, "checks", "FAIL", f"{len(failed)} measurement(s) failed: {first}{more}")
+    return Finding(node, gpu, "checks", "FAIL", f"{plural(len(failed), 'measurement')} failed: {first}{more}")
 
 
 def health_rule(node: str, gpu: str, records: list[dict[str, Any]], th: HealthRule) -> Finding:
@@ -215,4 +215,6 @@ def reference_rule(node: str, gpu: str, records: list[dict[str, Any]], reference
         return Finding(
             node, gpu, "reference", "FAIL", f"under {_pct(th.min_frac)} of the reference: {'; '.join(short[:3])}"
         )
-    return Finding(node, gpu, "reference", "PASS", f"{n} configuration(s) at >= {_pct(th.min_frac)} of the reference")
+    return Finding(
+        node, gpu, "reference", "PASS", f"{plural(n, 'configuration')} at >= {_pct(th.min_frac)} of the reference"
+    )

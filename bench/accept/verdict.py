@@ -17,7 +17,7 @@ from bench.accept.soak import SoakSeries, soak_series
 from bench.catalog.gpus import catalog_spec
 from bench.compare.node import summarize
 from bench.results.identity import node_and_gpu
-from bench.text import number
+from bench.text import number, plural
 
 
 def outlier_findings(records: list[dict[str, Any]], th: rules.OutlierRule) -> dict[tuple[str, str], Finding]:
@@ -102,7 +102,7 @@ class NodeVerdict:
     def line(self) -> str:
         """One line, as MLPerf prints "Result is: VALID": the node, its verdict and the count."""
         bad = [g.gpu for g in self.gpus if g.verdict == "FAIL"]
-        head = f"node {self.node}: {self.verdict} ({len(self.gpus) - len(bad)} of {len(self.gpus)} GPU(s) pass"
+        head = f"node {self.node}: {self.verdict} ({len(self.gpus) - len(bad)} of {plural(len(self.gpus), 'GPU')} pass"
         node_fail = [f"{f.rule}: {f.detail}" for f in self.findings if f.verdict == "FAIL"]
         tail = f"; failing: {', '.join(bad)}" if bad else ""
         return head + tail + (f"; node: {'; '.join(node_fail)}" if node_fail else "") + ")"

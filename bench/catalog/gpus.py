@@ -7,6 +7,7 @@ harness come from `peak_flops` and `peak_bandwidth_bytes_per_s`, never from a co
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 import functools
 import re
 import sys
@@ -187,3 +188,22 @@ def peak_flops(spec: GpuSpec | None, dtype: str) -> float | None:
 def peak_bandwidth_bytes_per_s(spec: GpuSpec | None) -> float | None:
     """Datasheet DRAM bandwidth in bytes/s; None for no spec."""
     return None if spec is None else spec.mem_bandwidth_gbps * 1e9
+
+
+def unknown_gpu(name: str, known: list[GpuSpec] | dict[str, GpuSpec]) -> str:
+    """The message for a GPU id not in the catalog, with the closest ids (difflib, any case), or a
+    device name's own entry ("NVIDIA H100 80GB HBM3" -> H100-SXM); else the known ids."""
+    specs = list(known.values()) if isinstance(known, dict) else list(known)
+    by_lower = {g.id.lower(): g.id for g in specs}
+    if name.lower() in by_lower:  # only the case differs
+        close = [by_lower[name.lower()]]
+    else:
+        close = [by_lower[c] for c in difflib.get_close_matches(name.lower(), list(by_lower), n=3, cutoff=0.5)]
+    named = lookup(name, specs)
+    if named is not None and named.id not in close:
+        close.insert(0, named.id)
+    if not close:
+        return f"unknown GPU {name!r}; known: {', '.join(sorted(g.id for g in specs))}"
+    quoted = [repr(c) for c in close[:3]]
+    options = quoted[0] if len(quoted) == 1 else f"{', '.join(quoted[:-1])} or {quoted[-1]}"
+    return f"unknown GPU {name!r}; did you mean {options}?"

@@ -5,7 +5,8 @@ their TDP come from gpus.toml, the same table the harness uses for fractions of 
 extends or overrides it with their own files:
 
 - `--catalog FILE` (repeatable): `[[gpu]]`, `[[offer]]` and `[[server]]` tables. An entry whose
-  id is already known replaces it; a new id is added. Later files win.
+  id is already known replaces it; a new id is added. Later files win. A user's `[[server]]` for a
+  GPU takes precedence over the packaged ones for that GPU, whatever it costs: it is the user's quote.
 - `--site FILE`: site figures (`pue = 1.2`, or a table with value, date and source) and a
   `[sensitivity]` table; each named field replaces the packaged one, the rest stay.
 - `--profile NAME`: an owner profile's site figures (profiles.toml), applied before the files.
@@ -33,10 +34,12 @@ from bench.catalog.sourced import (
     SiteValue,
     Sourced,
     fail,
+    in_bounds,
     read_toml,
     site_values,
 )
 from bench.errors import first_error
+from bench.text import offer_name
 
 __all__ = ["OPTIONAL_SITE_BOUNDS", "SITE_BOUNDS", "Catalog", "CatalogError", "Offer", "Server", "SiteValue", "Sourced"]
 
@@ -59,6 +62,11 @@ class Offer(Sourced):
     def committed(self) -> bool:
         """True for a 1- or 3-year term: every hour of it is paid, used or not."""
         return self.term in COMMITTED_TERMS
+
+    @property
+    def name(self) -> str:
+        """Provider and term, the term once: "Lambda on-demand", "InferenceX 3-year rental"."""
+        return offer_name(self.provider, self.term)
 
 
 class Server(Sourced):
@@ -114,7 +122,8 @@ class Sensitivity(BaseModel):
     def _ordered(self) -> Sensitivity:
         for key in SENSITIVITY_KEYS:
             low, high = getattr(self, key)
-            positive = key in _MULTIPLIERS or key in SITE_BOUNDS
+            # a site figure that may be 0 (no energy cost, no maintenance) may have a range from 0
+            positive = key in _MULTIPLIERS or (key in SITE_BOUNDS and not in_bounds(key, 0.0))
             if not (0 < low <= high if positive else low <= high):
                 raise ValueError(f"{key}: expected {'0 < ' if positive else ''}low <= high, got [{low}, {high}]")
             if key in ALL_SITE_BOUNDS:  # a site figure's range must hold values the site figure may take
@@ -136,15 +145,22 @@ class Catalog:
     files: tuple[str, ...] = field(default=())  # user files applied, in order
     profile: str = DEFAULT_PROFILE  # the owner profile whose site figures stand (bench/catalog/profiles.toml)
     published_tco: tuple[PublishedTco, ...] = ()  # published owned $/GPU-hour to calibrate the profiles against
+    user_servers: tuple[tuple[str, str], ...] = ()  # (server id, file) of each [[server]] from the user's files
 
     def offers_for(self, gpu_id: str) -> list[Offer]:
         """The rental offers for one catalog GPU, cheapest per GPU-hour first."""
         return sorted((o for o in self.offers.values() if o.gpu == gpu_id), key=lambda o: o.usd_per_gpu_hour)
 
     def server_for(self, gpu_id: str) -> Server | None:
-        """The owned price for this GPU: the cheapest server per GPU among the entries for it."""
+        """The owned price for this GPU: the user's own entries for it where there are any (a quote
+        wins over a listing, whatever it costs), else the packaged ones; the cheapest per GPU of those."""
         found = [s for s in self.servers.values() if s.gpu == gpu_id]
-        return min(found, key=lambda s: s.capital_per_gpu_usd) if found else None
+        mine = [s for s in found if self.server_file(s.id) is not None]
+        return min(mine or found, key=lambda s: s.capital_per_gpu_usd) if found else None
+
+    def server_file(self, server_id: str) -> str | None:
+        """The user's file a [[server]] entry came from (the last one to name it); None: packaged."""
+        return next((f for i, f in reversed(self.user_servers) if i == server_id), None)
 
     def value(self, name: str) -> float:
         """A site figure's value, e.g. value("utilisation")."""
@@ -185,9 +201,7 @@ def _validate(model: type[BaseModel], entries: list[Any], kind: str, label: str)
 def _check_gpus(items: list[Offer | Server], known: dict[str, GpuSpec], kind: str, label: str) -> None:
     for i, item in enumerate(items):
         if item.gpu not in known:
-            raise fail(
-                label, f"{kind}[{i}] ({item.id}): gpu: unknown GPU {item.gpu!r}; known: {', '.join(sorted(known))}"
-            )
+            raise fail(label, f"{kind}[{i}] ({item.id}): gpu: {gpus.unknown_gpu(item.gpu, known)}")
 
 
 def _sensitivity(data: Any, label: str) -> Sensitivity:
@@ -272,6 +286,7 @@ def _apply_catalog_file(cat: Catalog, path: Path) -> Catalog:
         offers={**cat.offers, **{o.id: o for o in offers}},
         servers={**cat.servers, **{s.id: s for s in servers}},
         files=(*cat.files, label),
+        user_servers=(*cat.user_servers, *((s.id, label) for s in servers)),
     )
 
 

@@ -28,7 +28,7 @@ if _loading:
 import typer  # noqa: E402
 
 import bench  # noqa: E402
-from bench.cli import accept, compare, cost, inventory, report, run  # noqa: E402
+from bench.cli import accept, compare, cost, inventory, report, run, serve  # noqa: E402
 from bench.measure import lifeline  # noqa: E402
 
 if _loading:
@@ -37,6 +37,7 @@ if _loading:
 app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
+    rich_markup_mode=None,  # help shown as written: [[gpu]], [sensitivity], <run-id>; no <bool> on flags
     context_settings={"help_option_names": ["--help", "-h"]},
     help="tokenbench: LLM and kernel benchmarks in tokens/s, TFLOP/s and GB/s, on GPU or CPU.",
 )
@@ -64,6 +65,7 @@ app.command("report")(report.report)
 app.command("compare")(compare.compare)
 app.command("list")(inventory.list_)
 app.command("env")(inventory.env_)
+app.command("serve")(serve.serve)
 
 
 def main() -> None:

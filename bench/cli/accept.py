@@ -135,7 +135,7 @@ def _overall(verdicts: list[NodeVerdict]) -> str:
 
 def _print(verdicts: list[NodeVerdict], suite: str, profile: str, records_path: Path, th: Any) -> None:
     """The verdict table (a row per GPU), the rules with their sources, then one line per node."""
-    from bench.text import Grid
+    from bench.text import Grid, plural
 
     grid = Grid(f"tokenbench accept ({profile}: {suite})", ["node", "GPU", "rule", "result", "detail"],
                 verdict_column="result")  # fmt: skip
@@ -143,7 +143,9 @@ def _print(verdicts: list[NodeVerdict], suite: str, profile: str, records_path: 
         for g in nv.gpus:
             for f in g.findings:
                 grid.add(nv.node, g.gpu, f.rule, f.verdict, f.detail)
-            grid.add(nv.node, g.gpu, "verdict", g.verdict, f"{len(g.reasons)} reason(s)" if g.verdict == "FAIL" else "")
+            grid.add(
+                nv.node, g.gpu, "verdict", g.verdict, plural(len(g.reasons), "reason") if g.verdict == "FAIL" else ""
+            )
         for f in nv.findings:
             grid.add(nv.node, "(node)", f.rule, f.verdict, f.detail)
     out.print(grid.rich())

@@ -47,9 +47,18 @@ def compare(
     missing: Annotated[
         Missing, typer.Option(help="a configuration the baseline has and the candidate lacks: fail or warn")
     ] = Missing.fail,
+    allow_different_devices: Annotated[
+        bool,
+        typer.Option(
+            "--allow-different-devices",
+            help="compare records measured on different device models (GPU or CPU); without it they are SKIP rows",
+        ),
+    ] = False,
     catalog: CatalogOpt = None,
 ) -> None:
-    """Candidate against baseline: change in median with an interval, PASS / WARN / FAIL per GPU; exit 1 on FAIL."""
+    """Candidate against baseline: change in median with an interval, PASS / WARN / FAIL per GPU; exit 1 on FAIL.
+
+    Exit 2 (its reason the first line) on bad input or when nothing could be compared."""
     from bench.compare import model as cmp
     from bench.compare import report as compare_report
 
@@ -60,7 +69,8 @@ def compare(
     if reference and len(results) != 1:
         fail(f"--reference takes one CANDIDATE (the baseline is the reference), got {len(results)} paths")
     if not reference and len(results) != 2:
-        fail(f"give BASELINE and CANDIDATE (or --reference CANDIDATE), got {len(results)} path(s)")
+        fail(f"give BASELINE and CANDIDATE (or --reference CANDIDATE), got {len(results)} "
+             f"{'path' if len(results) == 1 else 'paths'}")  # fmt: skip
     if reference_dir is not None and not reference:
         fail("--reference-dir goes with --reference")
     cand = _runs(results[-1:], "candidate")
@@ -72,23 +82,25 @@ def compare(
         base = _runs(results[:1], "baseline")
         baseline_label = f"baseline {results[0]}"
     th = cmp.Thresholds(fail=fail_pct / 100, warn=warn_pct / 100, confidence=confidence,
-                        missing_fails=missing is Missing.fail)  # fmt: skip
+                        missing_fails=missing is Missing.fail,
+                        allow_different_devices=allow_different_devices)  # fmt: skip
     try:
         result = cmp.compare(base, cand, th, baseline_label, f"candidate {results[-1]}")
     except Exception as e:  # a bug must not read as a FAIL (exit 1) to the CI gate
         fail(f"compare could not finish: {type(e).__name__}: {e}", code=3)
+    if not result.compared:  # the reason first; the tables below show each configuration's
+        err.print(f"tokenbench: error: {plain(result.nothing_compared())}", markup=False, highlight=False,
+                  soft_wrap=True)  # fmt: skip
     if fmt is CompareFormat.json:
         sys.stdout.write(json.dumps(result.as_json(), indent=2) + "\n")
     elif fmt is CompareFormat.md:
         sys.stdout.write(compare_report.markdown(result))
     else:
-        for grid in compare_report.grids(result):
-            out.print(grid.rich())
-        for text in compare_report.lines(result):
+        tables, compact = compare_report.tables(result, out.width)
+        for table in tables:
+            out.print(table)
+        for text in compare_report.lines(result, compact=compact):
             line(text)
-    if not result.compared:  # the reason last in the tables above, and first here
-        fail(f"nothing compared: no configuration was measured in both {results[0]} and {results[-1]} "
-             f"({len(result.comparisons)} only on one side)")  # fmt: skip
     raise typer.Exit(result.exit_code)
 
 
@@ -110,7 +122,10 @@ def _reference_baseline(
     for run in base:  # a stray run of another model must not join the baseline
         kept = [r for r in run.records if record_gpu(r, cat) == gpu]
         if len(kept) < len(run.records):
-            warn(f"{run.path}: {len(run.records) - len(kept)} record(s) not from a {gpu} left out of the reference")
+            left = len(run.records) - len(kept)
+            warn(
+                f"{run.path}: {left} {'record' if left == 1 else 'records'} not from a {gpu} left out of the reference"
+            )
         run.records = kept
     if not any(run.records for run in base):
         fail(f"{folder}: no record from a {gpu}")

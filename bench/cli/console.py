@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import NoReturn
 
@@ -10,8 +11,18 @@ from rich.console import Console
 
 from bench.text import plain
 
-# Logs and pipes get a fixed width so tables do not fold into an 80-column mess.
-out = Console(width=None if sys.stdout.isatty() else 160)
+PIPE_WIDTH = 160  # logs and pipes get a fixed width so tables do not fold into an 80-column mess
+
+
+def stdout_width() -> int | None:
+    """The width tables are laid out for: the terminal's; else COLUMNS when set (40 or more); else PIPE_WIDTH."""
+    if sys.stdout.isatty():
+        return None  # Rich asks the terminal
+    columns = os.environ.get("COLUMNS", "")
+    return int(columns) if columns.isdigit() and int(columns) >= 40 else PIPE_WIDTH
+
+
+out = Console(width=stdout_width())
 err = Console(stderr=True)
 
 

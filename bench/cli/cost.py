@@ -45,7 +45,10 @@ def cost_(
     ] = Format.table,
     gpu: Annotated[
         str | None,
-        typer.Option(help="catalog GPU id (e.g. H100-SXM): the GPU of --tokens-per-s, or a filter on results"),
+        typer.Option(
+            help="catalog GPU id (e.g. H100-SXM): the GPU of --tokens-per-s or of a training projection, "
+            "or a filter on results (and the server's GPU for serve records whose client ran elsewhere)"
+        ),
     ] = None,
     tokens_per_s: Annotated[
         float | None, typer.Option(help="price this rate (tokens/s per GPU) instead of results")
@@ -66,7 +69,10 @@ def cost_(
     train_gpus: Annotated[int | None, typer.Option(min=1, help="training projection: GPUs")] = None,
     mfu: Annotated[
         float | None,
-        typer.Option(help="training projection: MFU (default: the best measured)"),
+        typer.Option(
+            help="training projection: MFU (default: the best measured); with --gpu and no results, "
+            "the rate it implies is priced"
+        ),
     ] = None,
     profile: Annotated[
         str | None, typer.Option(help="owner profile: enterprise (the default), neocloud or hyperscaler")
@@ -99,7 +105,9 @@ def cost_(
              "resale_fill": resale_fill}  # fmt: skip
     cat = _catalog(catalog, site, profile, given)
     if gpu is not None and gpu not in cat.gpus:
-        fail(f"--gpu: unknown GPU {gpu!r}; known: {', '.join(sorted(cat.gpus))}")
+        from bench.catalog.gpus import unknown_gpu
+
+        fail(f"--gpu: {unknown_gpu(gpu, cat.gpus)}")
     if results:
         priced, skipped = _subjects_from_results(results, gpu, cat)
     elif tokens_per_s is not None:
@@ -108,22 +116,57 @@ def cost_(
         power = subjects.power_for(cat.gpus[gpu], power_w, idle_power_w, how="given")
         priced, skipped = [subjects.Subject(gpu=gpu, label="given rate", bases=(("tokens", tokens_per_s),),
                                              power=power)], []  # fmt: skip
+    elif gpu is not None and train_params is not None:
+        priced, skipped = [_training_subject(cat, gpu, train_params, mfu, power_w, idle_power_w)], []
     else:
-        fail("nothing to price: give results (files or directories), or --gpu and --tokens-per-s")
+        fail("nothing to price: give results (files or directories), --gpu and --tokens-per-s, "
+             "or --gpu with a training projection (--train-params, --train-tokens, --train-gpus, --mfu)")  # fmt: skip
     if not priced:
-        reasons = "; ".join(sorted({s["reason"] for s in skipped}))
-        fail(f"no record could be priced: {reasons}")
+        fail(f"nothing to price: {subjects.skipped_summary(skipped)}")
     extra = [costmod.given_offer(gpu, usd_per_gpu_hour, term.value)] if usd_per_gpu_hour and gpu else []
     report = costmod.analyse(cat, priced, skipped, extra)
+    if not report.subjects:
+        fail(f"nothing to price: {subjects.skipped_summary(report.skipped)}")
     if train_params is not None and train_tokens is not None and train_gpus is not None:
-        for gc in report.gpus.values():
-            try:
-                gc.projection = costmod.projection_for(cat, gc, priced, train_params, train_tokens, train_gpus, mfu)
-            except ValueError as e:
-                warn(str(e))
+        _project(cat, report, priced, (train_params, train_tokens, train_gpus), mfu)
     _fleet_and_contract(report, fleet_mw, contract_usd, contract_years, usd_per_gpu_hour)
     over_life = any(x is not None for x in (profile, life_years, residual_share, rent_decline, resale_price, fleet_mw))
     _emit(report, fmt, plots, over_life)
+
+
+def _training_subject(cat: Any, gpu: str, params: float, mfu: float | None, power_w: float | None,
+                      idle_power_w: float | None) -> Any:  # fmt: skip
+    """A training projection with nothing measured to price: the rate --mfu implies on the catalog peak."""
+    from bench.catalog import gpus
+    from bench.cost import projection, subjects
+
+    if mfu is None:
+        fail(f"training projection for {gpu}: no measured MFU: give results with a training record "
+             "(tokenbench run -w train:...), or --mfu")  # fmt: skip
+    peak = gpus.peak_flops(cat.gpus[gpu], "bf16")
+    if peak is None:
+        fail(f"training projection for {gpu}: the catalog has no bf16 peak for it")
+    rate = projection.training_tokens_per_s(mfu, peak, params)
+    power = subjects.power_for(cat.gpus[gpu], power_w, idle_power_w, how="given")
+    label = f"training at MFU {mfu:g} (--mfu) x {peak / 1e12:g} TFLOP/s bf16 peak / 6N"
+    return subjects.Subject(gpu=gpu, label=label, bases=(("trained", rate),), power=power, workload="train")
+
+
+def _project(cat: Any, report: Any, priced: list[Any], run: tuple[float, float, int], mfu: float | None) -> None:
+    """The training projection on each GPU model priced: a one-line error when none could be made, a
+    warning for each GPU model that could not where others could."""
+    from bench.cost import pricing
+
+    problems = []
+    for gc in report.gpus.values():
+        try:
+            gc.projection = pricing.projection_for(cat, gc, priced, *run, mfu)
+        except ValueError as e:
+            problems.append(str(e))
+    if problems and all(gc.projection is None for gc in report.gpus.values()):
+        fail("; ".join(problems))
+    for problem in problems:
+        warn(problem)
 
 
 def _check_flags(f: dict[str, Any]) -> None:
@@ -150,8 +193,8 @@ def _check_flags(f: dict[str, Any]) -> None:
         (f["usd_per_gpu_hour"] is not None and f["gpu"] is None,
          "--usd-per-gpu-hour needs --gpu (the GPU the price is for)"),
         (bool(f["results"]) and f["tokens_per_s"] is not None, "give results or --tokens-per-s, not both"),
-        (not f["results"] and given_power and f["tokens_per_s"] is None,
-         "--power-w and --idle-power-w go with --tokens-per-s"),
+        (not f["results"] and given_power and f["tokens_per_s"] is None and f["train_params"] is None,
+         "--power-w and --idle-power-w go with --tokens-per-s or a training projection"),
         (bool(f["results"]) and given_power,
          "--power-w and --idle-power-w go with --tokens-per-s; results carry their measured power"),
     ]  # fmt: skip
@@ -241,11 +284,11 @@ def _subjects_from_results(results: list[Path], gpu: str | None, cat: Any) -> tu
         fail(str(e))
     if not records:
         fail(f"no records found in {', '.join(map(str, results))}")
-    if gpu is not None:
-        records = [r for r in records if record_gpu(r, cat) == gpu]
+    if gpu is not None:  # a filter; a serve record run from a client off the GPU node is taken to be on it
+        records = [r for r in records if record_gpu(r, cat) in (gpu, None if r.get("workload") == "serve" else gpu)]
         if not records:
             fail(f"--gpu {gpu}: no records from that GPU")
-    return subjects.subjects_from_records(records, cat)
+    return subjects.subjects_from_records(records, cat, serve_gpu=gpu)
 
 
 def _emit(report: Any, fmt: Format, plots: Path | None, over_life: bool) -> None:

@@ -3,19 +3,46 @@
 from __future__ import annotations
 
 import json
+import sys
+from enum import Enum
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from bench.cli.console import out
+from bench.text import plain
 
 
-def list_() -> None:
+class ListFormat(str, Enum):
+    table = "table"
+    json = "json"
+
+
+def list_(
+    fmt: Annotated[ListFormat, typer.Option("--format", help="table, or json (for scripts)")] = ListFormat.table,
+) -> None:
     """List the workloads (with default parameters) and the built-in suites."""
     import workloads
     from bench.measure.suites import SuiteError, builtin_names, load_suite
 
+    found: list[dict[str, Any]] = []
+    for name in builtin_names():
+        try:
+            s = load_suite(name)
+            found.append({"name": name, "entries": len(s.entries), "description": s.description, "error": None})
+        except SuiteError as e:
+            found.append({"name": name, "entries": None, "description": None, "error": str(e)})
+    if fmt is ListFormat.json:
+        listing = {
+            "workloads": [{"id": w.id, "version": w.version, "family": w.family, "description": w.description,
+                           "parameters": {k: f.default for k, f in w.Params.model_fields.items()}}
+                          for w in workloads.REGISTRY.values()],
+            "suites": found,
+        }  # fmt: skip
+        sys.stdout.write(json.dumps(listing, indent=2, default=str) + "\n")
+        return
     wt = Table(title="workloads", title_justify="left", header_style="bold")
     for col in ("id", "version", "family", "parameters (defaults)", "description"):
         wt.add_column(col, overflow="fold")
@@ -24,12 +51,11 @@ def list_() -> None:
     st = Table(title="suites", title_justify="left", header_style="bold")
     for col in ("suite", "entries", "description"):
         st.add_column(col, overflow="fold")
-    for name in builtin_names():
-        try:
-            s = load_suite(name)
-            st.add_row(name, str(len(s.entries)), s.description)
-        except SuiteError as e:
-            st.add_row(name, "-", f"[red]invalid: {e}[/]")
+    for suite in found:
+        if suite["error"] is None:
+            st.add_row(suite["name"], str(suite["entries"]), suite["description"])
+        else:
+            st.add_row(suite["name"], "-", Text(f"invalid: {plain(suite['error'])}", style="red"))
     out.print(wt)
     out.print(st)
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
@@ -44,8 +44,7 @@ def run(
     seed: Annotated[int | None, typer.Option(help="seed for inputs; default: a fresh random one")] = None,
     progress: Annotated[bool, typer.Option(help="show a progress bar on stderr")] = True,
     idle_s: Annotated[
-        float,
-        typer.Option(min=0, help="seconds of idle-power baseline before the first workload (0: none)"),
+        float, typer.Option(min=0, help="seconds of idle-power baseline before the first workload (0: none)")
     ] = 5.0,
     sample_ms: Annotated[
         float, typer.Option(min=1, help="milliseconds between telemetry samples during each timed window")
@@ -59,8 +58,9 @@ def run(
         int | None,
         typer.Option(
             min=1,
-            help="processes on this node, one per GPU (or CPU processes with --device cpu), through torchrun; "
-            "default: every visible GPU when no --device is given, else 1",
+            help="processes on this node, one per GPU (or CPU processes "
+            "with --device cpu), through torchrun; default: every visible GPU when no --device is given, "
+            "else 1",
         ),
     ] = None,
     dist_timeout_s: Annotated[
@@ -69,18 +69,26 @@ def run(
     outlier_pct: Annotated[
         float, typer.Option(min=0, help="with several GPUs: name a GPU this many % under its node's median")
     ] = DEFAULT_OUTLIER_PCT,
+    threads: Annotated[
+        int | None,
+        typer.Option(min=1, help="torch threads on the CPU; default: the usable CPUs that other processes leave free"),
+    ] = None,
+    fmt: Annotated[
+        str, typer.Option("--format", help="text (tables) or json (a summary on stdout; notes on stderr)")
+    ] = "text",
 ) -> None:
     """Run a suite and print a results table; records go to OUT/<run-id>.jsonl as each one finishes."""
     from bench.device.base import detect
 
+    if fmt not in ("text", "json"):
+        fail(f"--format {fmt!r}: choose text or json")
     # Validate the suite before touching the GPU when one is named, so bad input costs nothing.
     if suite:
         _entries(suite, workload or [], detect("cpu"))
-    how = Measuring(
-        out_dir, device, seed, progress, idle_s, sample_ms, energy_window_s, timeline, nproc, dist_timeout_s
-    )
+    how = Measuring(out_dir, device, seed, progress, idle_s, sample_ms, energy_window_s, timeline, nproc,
+                    dist_timeout_s, threads=threads, fmt=fmt)  # fmt: skip
     session, files, outcome, suite_name = measure(how, lambda dev: _entries(suite, workload or [], dev), workload or [])
-    code = _finish_and_print(session, files, outcome, suite_name, outlier_pct)
+    code = _finish_and_print(session, files, outcome, suite_name, outlier_pct, how.fmt)
     leave(session, code)
 
 
@@ -99,6 +107,8 @@ class Measuring:
     nproc: int | None
     dist_timeout_s: float
     command: str = "run"  # what torchrun restarts in every process
+    threads: int | None = None  # torch threads on the CPU (None: the usable CPUs others leave free)
+    fmt: str = "text"  # text, or json: the summary on stdout and nothing else there
 
 
 def measure(
@@ -112,27 +122,71 @@ def measure(
     from bench.results.writer import utc_now
 
     session, files, entries, suite_name = _start(how, choose, workload_args)
-    d = session.dist
+    said = partial(_say_interrupted, session, files, suite_name=suite_name, workload_args=workload_args, fmt=how.fmt)
     try:
-        outcome = _lead_with_progress(session, files, entries, how.progress, _say_failure(d))
+        outcome = _lead_with_progress(session, files, entries, how.progress, _say_failure(session.dist), said)
     except KeyboardInterrupt:  # in the moment before the first entry: the header must not stay `running`
         why = "interrupted by the user (SIGINT) before the first entry"
         files.writer.finish("interrupted", utc_now(), why)
         outcome = ses.Outcome("interrupted", [], reason=why, exit_code=130)
     if outcome.state == "interrupted":
-        kept = sum(files.writer.counts.values())
-        err.print(f"tokenbench: interrupted: {kept} finished record(s) kept in {files.writer.records_path}",
-                  markup=False)  # fmt: skip
-        raise typer.Exit(_rank_exit(session, outcome.exit_code))
+        _say_interrupted(session, files, outcome, suite_name, workload_args, how.fmt)
     if outcome.state == "crashed":  # records could not be written: the ones before are kept
         fail(outcome.reason or "the results could not be written", code=1)
     return session, files, outcome, suite_name
+
+
+def _say_interrupted(session: RunSession, files: RunFiles, outcome: Outcome, suite_name: str,
+                     workload_args: list[str], fmt: str) -> NoReturn:  # fmt: skip
+    """The finished rows, where they are kept, one headline; then exit 130 or 143. When the run was
+    abandoned (a call still running in the main thread), the process ends at once without waiting for it."""
+    import signal
+
+    from bench.measure import stopping, summary
+    from bench.report.table import results_tables
+
+    kept, what = sum(files.writer.counts.values()), summary.what_ran(suite_name, workload_args)
+    if outcome.records and fmt == "text":
+        title = f"tokenbench {suite_name}: finished before the interrupt"
+        for table in results_tables(outcome.records, title=title, width=out.width):
+            out.print(table)
+    if fmt == "json":
+        _print_json(session, files, outcome, suite_name)
+    err.print(f"tokenbench: interrupted: {summary.plural(kept, 'finished record')} kept in "
+              f"{files.writer.records_path}", markup=False, soft_wrap=True)  # fmt: skip
+    err.print(summary.headline(outcome.records, what, _where(session), "interrupted"), markup=False,
+              highlight=False, soft_wrap=True)  # fmt: skip
+    code = _rank_exit(session, outcome.exit_code)
+    for sig, handler in outcome.signals_before.items():
+        signal.signal(sig, handler)
+    if outcome.abandoned:  # said from the signal watcher's thread: leave without waiting for the call
+        stopping.exit_now(code)
+    raise typer.Exit(code)
+
+
+def _where(session: RunSession) -> str:
+    d, dev = session.dist, session.device
+    return f"{d.world_size} processes ({dev.kind})" if d else f"{dev.name} ({dev.torch_device})"
+
+
+def _print_json(session: RunSession, files: RunFiles, outcome: Outcome, suite_name: str) -> None:
+    import json
+
+    from bench.measure import summary
+
+    w = files.writer
+    doc = summary.json_summary(outcome.records, run_id=session.run_id, state=outcome.state, suite=suite_name,
+                               device=_where(session), records_path=str(w.records_path),
+                               header_path=str(w.header_path), host=session.host)  # fmt: skip
+    sys.stdout.write(json.dumps(doc, default=str) + "\n")
+    sys.stdout.flush()
 
 
 def _start(
     how: Measuring, choose: Callable[[Device], tuple[str, list[Entry]]], workload_args: list[str]
 ) -> tuple[RunSession, RunFiles, list[Entry], str]:
     """Everything before the first entry: processes, device, entries, session (idle baseline), files."""
+    from bench.measure import host as hs
     from bench.measure import session as ses
     from bench.measure.limits import seed_refusal
     from bench.results.writer import check_out_dir
@@ -148,11 +202,12 @@ def _start(
         suite_name, entries = choose(dev)
         if not entries:
             fail(f"nothing to run: suite {suite_name!r} selects no entries")
+        host, threads_note = hs.choose_threads(dev.kind, d is not None, how.threads)
         config = ses.SessionConfig(idle_s=how.idle_s, interval_s=how.sample_ms / 1000,
                                    min_window_s=how.energy_window_s, seed=how.seed)  # fmt: skip
-        session = ses.RunSession.open(dev, config, d)
-        for note in session.warnings if session.is_lead else []:
-            warn(note)
+        session = ses.RunSession.open(dev, config, d, host=host)
+        if session.is_lead:
+            _say_start(session, suite_name, workload_args, len(entries), threads_note)
         files = ses.open_files(session, how.out_dir, session.header(suite_name, workload_args, len(entries)),
                                how.timeline)  # fmt: skip
     except KeyboardInterrupt:
@@ -163,6 +218,22 @@ def _start(
     if how.timeline and files.timeline is None:
         warn(f"--timeline: nothing to sample ({session.telemetry.reason})")
     return session, files, entries, suite_name
+
+
+def _say_start(session: RunSession, suite_name: str, workload_args: list[str], n: int, threads_note: str) -> None:
+    """The title (what runs, where, how many entries, the threads and why), the session's warnings,
+    and one line when the host is already busy."""
+    from bench.measure import host as hs
+    from bench.measure import summary
+
+    err.print(f"{summary.title(suite_name, workload_args, n, _where(session))}; {threads_note}", markup=False,
+              highlight=False, soft_wrap=True)  # fmt: skip
+    for note in session.warnings:
+        warn(note)
+    on_cpu = session.device.kind == "cpu"
+    busy = hs.start_warning(session.host, int(session.host.get("torch_threads", 1)) if on_cpu else 1)
+    if busy:
+        warn(busy)
 
 
 def _rank_exit(session: RunSession, code: int) -> int:
@@ -197,40 +268,62 @@ def leave(session: RunSession, code: int) -> None:
         raise typer.Exit(code)
 
 
-def _lead_with_progress(
-    session: RunSession, files: RunFiles, entries: list[Entry], progress: bool, on_failure: Callable[..., None]
-) -> Outcome:
-    """Run the entries with a progress bar on stderr (gone when the run ends)."""
+def _lead_with_progress(session: RunSession, files: RunFiles, entries: list[Entry], progress: bool,
+                        on_failure: Callable[..., None], on_abandon: Callable[[Outcome], None]) -> Outcome:  # fmt: skip
+    """Run the entries with a progress bar on stderr (gone when the run ends): entries done of all,
+    elapsed, and the time left from the entries' predictions (bench/measure/predict.py: Eta)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from bench.measure import session as ses
+    from bench.measure.summary import gpu_sized_warning
+
+    eta, predictions = session.eta(entries)
+    gpu_sized = gpu_sized_warning(str(files.writer.header.get("suite")), session.device.kind, predictions)
+    if gpu_sized:
+        warn(gpu_sized)
+    started = [0.0]
+
+    class EtaColumn(TextColumn):
+        def render(self, task: Any) -> Any:
+            return TextColumn(eta.text(int(task.completed), task.elapsed or 0.0, started[0])).render(task)
 
     bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                   console=err, transient=True, disable=not progress)  # fmt: skip
+                   EtaColumn(""), console=err, transient=True, disable=not progress)  # fmt: skip
     task = bar.add_task("starting", total=len(entries))
+
+    def on_start(seq: int, entry: Entry) -> None:
+        started[0] = bar.tasks[0].elapsed or 0.0
+        bar.update(task, description=entry.label)
+
+    def abandoned(outcome: Outcome) -> None:
+        bar.stop()
+        on_abandon(outcome)
+
     with bar:
-        return ses.lead(
-            session,
-            files,
-            entries,
-            on_start=lambda seq, entry: bar.update(task, description=entry.label),
-            on_record=lambda record: bar.advance(task),
-            on_failure=on_failure,
-        )
+        return ses.lead(session, files, entries, abandoned, on_start=on_start, on_record=lambda r: bar.advance(task),
+                        on_failure=on_failure)  # fmt: skip
 
 
 def _finish_and_print(
-    session: RunSession, files: RunFiles, outcome: Outcome, suite_name: str, outlier_pct: float
+    session: RunSession, files: RunFiles, outcome: Outcome, suite_name: str, outlier_pct: float, fmt: str = "text"
 ) -> int:
-    """Write the end of the header, print the tables, notes and totals; the run's exit code."""
+    """Write the end of the header, print the tables, notes and totals (or the JSON summary), then the
+    headline; the run's exit code."""
     from bench.compare import node
+    from bench.measure import summary as said
     from bench.report.table import notes, results_tables
 
-    records, writer, d, dev = outcome.records, files.writer, session.dist, session.device
+    records, writer = outcome.records, files.writer
     summary = node.summarize(records, outlier_pct / 100)
     complete_or_exit(files, outcome, **({"node_summary": summary.as_json()} if summary.gpus else {}))
-    where = f"{d.world_size} processes ({dev.kind})" if d else f"{dev.name} ({dev.torch_device})"
-    for table in results_tables(records, title=f"tokenbench {suite_name} on {where}, run {session.run_id}"):
+    what = said.what_ran(suite_name, list(writer.header.get("workload_args") or []))
+    headline = said.headline(records, what, _where(session))
+    if fmt == "json":
+        _print_json(session, files, outcome, suite_name)
+        err.print(headline, markup=False, highlight=False, soft_wrap=True)
+        return 1 if writer.counts["failed"] or outcome.health_level == "fail" else 0
+    title = f"tokenbench {what} on {_where(session)}, run {session.run_id}"
+    for table in results_tables(records, title=title, width=out.width):
         out.print(table)
     for line in notes(records):
         out.print(line, markup=False, highlight=False, soft_wrap=True)
@@ -247,13 +340,9 @@ def _finish_and_print(
         err.print(f"tokenbench: {what}: card health changed during the run: {outcome.health_detail}",
                   markup=False, soft_wrap=True)  # fmt: skip
     n_failed = writer.counts["failed"]
-    out.print(
-        f"{len(records)} records ({writer.counts['ok']} ok, {writer.counts['skipped']} skipped, "
-        f"{n_failed} failed) in {writer.records_path}; run header {writer.header_path}",
-        markup=False,
-        highlight=False,
-        soft_wrap=True,
-    )
+    out.print(f"{said.plural(len(records), 'record')} in {writer.records_path}; run header {writer.header_path}",
+              markup=False, highlight=False, soft_wrap=True)  # fmt: skip
+    out.print(headline, markup=False, highlight=False, soft_wrap=True)
     return 1 if n_failed or level == "fail" else 0
 
 
@@ -291,40 +380,17 @@ def _say_failure(d: Dist | None) -> Callable[[dict[str, Any]], None]:
 
 
 def _join_or_launch(nproc: int | None, device: str | None, timeout_s: float, command: str = "run") -> Dist | None:
-    """Inside torchrun: join the job. Otherwise, with more than one process wanted: start torchrun."""
-    import torch
+    """Inside torchrun: join the job. Otherwise, with more than one process wanted: start torchrun and exit
+    with its code. A combination that cannot run ends here with its reason (exit 2)."""
+    from bench.measure import ranks
 
-    from bench.device.base import cuda_unusable_reason
-    from bench.measure import ranks as dist
-    from bench.measure.limits import nproc_refusal
-
-    if dist.launched():
-        if device and device.startswith("cuda:"):
-            fail(f"--device {device}: under torchrun each process takes GPU LOCAL_RANK; give --device cuda or cpu")
-        kind = "cpu" if (device or "").lower() == "cpu" or cuda_unusable_reason() else "cuda"
-        if kind == "cpu" and "OMP_NUM_THREADS" not in os.environ:  # the user's setting stands
-            torch.set_num_threads(dist.cpu_threads(int(os.environ.get("LOCAL_WORLD_SIZE", "1"))))
-        try:
-            return dist.init(kind, timeout_s)
-        except (dist.DistError, RuntimeError, ValueError) as e:
-            fail(f"cannot join the torchrun job: {e}")
-    wanted = nproc
-    if wanted is None:  # every visible GPU, unless one device was asked for
-        wanted = torch.cuda.device_count() if device is None and cuda_unusable_reason() is None else 1
-    if wanted > 1:
-        if (device or "").startswith("cuda:"):
-            fail(f"--nproc {wanted} runs one process per GPU; --device {device} names one GPU")
-        if (device or "cuda") != "cpu" and cuda_unusable_reason() is None and wanted > torch.cuda.device_count():
-            fail(f"--nproc {wanted}: torch sees {torch.cuda.device_count()} GPU(s)")
-        if sys.argv[1:2] != [command]:  # called from code, not as `tokenbench run ...`
-            fail(f"--nproc above 1 needs the tokenbench {command} command line (it restarts itself under torchrun)")
-        args = dist.without_option(sys.argv[2:], "--nproc")
-        kind = "cpu" if (device or "").lower() == "cpu" or cuda_unusable_reason() else "cuda"
-        why = nproc_refusal(wanted, kind)
-        if why:
-            fail(why)
-        raise typer.Exit(dist.launch(wanted, args, kind, command))
-    return None
+    try:
+        joined = ranks.join_or_launch(nproc, device, timeout_s, command)
+    except ranks.Refused as e:
+        fail(str(e))
+    if isinstance(joined, int):
+        raise typer.Exit(joined)
+    return joined
 
 
 def _rank_device(device: str | None, d: Dist | None) -> str | None:

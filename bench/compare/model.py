@@ -12,7 +12,12 @@ For each candidate GPU and each workload configuration (workload id and its para
 - WARN when it is slower and the interval excludes no change but the lower end is not above
   the fail threshold (and the change is above the warn threshold), when either side's CV was
   above its threshold (a noisy median), or when a side has too few samples to judge;
-- PASS otherwise, faster included. NEW marks a configuration the baseline has no ok record of.
+- PASS otherwise, faster included. NEW marks a configuration the baseline has no ok record of;
+- SKIP (counts as WARN) when the baseline measured it only on another device model (device_name:
+  a GPU or CPU model) than the candidate's; `allow_different_devices` compares them, and says so.
+
+The interval comes from bench.compare.bootstrap: the same distribution as resampling the samples
+and taking the median, drawn in O(log n) per resample.
 
 Each GPU's verdict is its worst, and FAIL when nothing at all was compared on it. On each node
 with several GPUs, the slowest is the one with the highest geometric mean of candidate /
@@ -30,14 +35,18 @@ from typing import Any
 import numpy as np
 
 from bench.compare import node
+from bench.compare.bootstrap import bootstrap_medians, median_change
 from bench.compare.env import EnvDiff, env_diffs
-from bench.measure.stats import BASELINE_SEED, CANDIDATE_SEED, bootstrap_medians, median_change
+from bench.measure.stats import BASELINE_SEED, CANDIDATE_SEED
 from bench.results.identity import physical_gpu
 from bench.results.reader import Run
+from bench.text import plural
 
 MIN_SAMPLES = 3  # fewer on a side: no interval worth the name, never more than WARN
 
-SEVERITY = ("PASS", "WARN", "FAIL")  # MISSING counts as FAIL (or WARN), NEW as PASS
+SEVERITY = ("PASS", "WARN", "FAIL")  # MISSING counts as FAIL (or WARN), NEW as PASS, SKIP as WARN
+VERDICTS = ("PASS", "WARN", "FAIL", "MISSING", "NEW", "SKIP")
+NOT_MEASURED = ("NEW", "MISSING", "SKIP")  # verdicts of a configuration not measured on both sides
 
 
 @dataclass(frozen=True)
@@ -48,6 +57,7 @@ class Thresholds:
     warn: float = 0.02  # WARN when significantly slower by more than this
     confidence: float = 0.95
     missing_fails: bool = True  # a configuration the candidate lacks: FAIL (else WARN)
+    allow_different_devices: bool = False  # compare records of different device models (else SKIP them)
 
 
 @dataclass
@@ -57,7 +67,7 @@ class Comparison:
     gpu: str
     workload: str
     config: str
-    verdict: str  # PASS | WARN | FAIL | MISSING | NEW
+    verdict: str  # PASS | WARN | FAIL | MISSING | NEW | SKIP
     severity: str  # PASS | WARN | FAIL: what the verdict counts as
     why: str
     change: float | None = None
@@ -69,6 +79,7 @@ class Comparison:
     candidate_n: int = 0
     baseline_records: int = 0
     joint: bool = False  # work the ranks do together: its time is the job's, not this GPU's
+    devices_differ: bool = False  # compared across device models (allow_different_devices)
 
 
 @dataclass
@@ -100,8 +111,8 @@ class Result:
 
     @property
     def compared(self) -> int:
-        """Configurations measured on both sides (not NEW, not MISSING)."""
-        return sum(c.verdict not in ("NEW", "MISSING") for c in self.comparisons)
+        """Configurations measured on both sides (not NEW, MISSING or SKIP)."""
+        return sum(c.verdict not in NOT_MEASURED for c in self.comparisons)
 
     @property
     def exit_code(self) -> int:
@@ -109,6 +120,17 @@ class Result:
         if not self.compared:
             return 2
         return 1 if self.verdict == "FAIL" else 0
+
+    def nothing_compared(self) -> str:
+        """Why no configuration was compared, in one line ("" when some were)."""
+        if self.compared:
+            return ""
+        skipped = [c for c in self.comparisons if c.verdict == "SKIP"]
+        if skipped:
+            return f"nothing compared: {skipped[0].why} ({plural(len(skipped), 'configuration')})"
+        return (f"nothing compared: no configuration was measured in both the {self.baseline_label} and the "
+                f"{self.candidate_label} ({plural(len(self.comparisons), 'configuration')} on one side only or of "
+                "another workload version)")  # fmt: skip
 
     def as_json(self) -> dict[str, Any]:
         """The result as plain JSON values (`tokenbench compare --format json`)."""
@@ -157,13 +179,20 @@ class Baseline:
         for r in records:
             self.by_key[config_key(r)].append(r)
         self.n_resamples = n_resamples
-        self._boot: dict[tuple[tuple[str, str], Any], np.ndarray] = {}
+        self._pooled: dict[tuple[tuple[str, str], Any, tuple[str, ...]], tuple[float, int, np.ndarray]] = {}
 
-    def boot(self, key: tuple[str, str], version: Any, records: list[dict[str, Any]]) -> np.ndarray:
-        """The bootstrap medians of a configuration's pooled records of one workload version (drawn once)."""
-        if (key, version) not in self._boot:
-            self._boot[key, version] = bootstrap_medians(_groups(records), self.n_resamples, BASELINE_SEED)
-        return self._boot[key, version]
+    def pooled(
+        self, key: tuple[str, str], version: Any, records: list[dict[str, Any]]
+    ) -> tuple[float, int, np.ndarray]:
+        """The median and count of a configuration's pooled samples (one workload version and set of devices), and
+        their bootstrap medians: worked out once for every GPU."""
+        devices = tuple(sorted({str(r.get("device_name")) for r in records}))
+        if (key, version, devices) not in self._pooled:
+            groups = _groups(records)
+            samples = np.concatenate(groups)
+            boot = bootstrap_medians(groups, self.n_resamples, BASELINE_SEED)
+            self._pooled[key, version, devices] = (float(np.median(samples)), int(samples.size), boot)
+        return self._pooled[key, version, devices]
 
 
 def compare_one(
@@ -179,11 +208,16 @@ def compare_one(
     failed = [r for r in cand if r["status"] == "failed"]
     if failed:
         why = f"candidate failed: {failed[0].get('reason') or 'no reason recorded'}"
-        why += f" ({len(cand_ok)} other record(s) of it ok)" if cand_ok else ""
+        why += f" ({plural(len(cand_ok), 'other record')} of it ok)" if cand_ok else ""
         return Comparison(**head, verdict="FAIL", severity="FAIL", why=why)
     base_ran, cand_ran = [r for r in base if r["status"] == "ok"], [r for r in cand if r["status"] == "ok"]
     if base_ran and cand_ran and not (base_ok and cand_ok):  # measured on both sides, samples not kept
-        why = "no samples to compare (pytest-benchmark keeps each round's time only with --benchmark-save-data)"
+        why = (
+            "no samples to compare (a serve record keeps its requests' E2EL in samples_s; a vLLM result imported "
+            "without its `latencies` list has none)"
+            if sample.get("family") == "serve"
+            else "no samples to compare (pytest-benchmark keeps each round's time only with --benchmark-save-data)"
+        )
         return Comparison(**head, verdict="WARN", severity="WARN", why=why)
     if not base_ok:
         if not cand_ok:
@@ -204,7 +238,22 @@ def compare_one(
         have = ", ".join(sorted({str(r.get("workload_version")) for r in base_ok}))
         why = f"baseline measured workload version {have}, candidate {version}: not comparable, measure a new baseline"
         return Comparison(**head, verdict="MISSING", severity=missing, why=why)
-    return _measured(head, baseline, key, version, same, cand_ok, th)
+    device = cand_ok[0].get("device_name")
+    elsewhere = sorted({str(r["device_name"]) for r in same if r.get("device_name") not in (None, device)})
+    if elsewhere and device is not None and not th.allow_different_devices:
+        same = [r for r in same if r.get("device_name") in (None, device)]
+        if not same:
+            why = (f"baseline on {', '.join(elsewhere)}, candidate on {device}: different device models are "
+                   "compared only with --allow-different-devices")  # fmt: skip
+            return Comparison(**head, verdict="SKIP", severity="WARN", why=why)
+        elsewhere = []
+    item = _measured(head, baseline, key, version, same, cand_ok, th)
+    if elsewhere and device is not None:
+        item.devices_differ = True
+        item.why = "; ".join(
+            x for x in (f"devices differ: baseline {', '.join(elsewhere)}, candidate {device}", item.why) if x
+        )
+    return item
 
 
 def _measured(
@@ -212,17 +261,20 @@ def _measured(
     cand_ok: list[dict[str, Any]], th: Thresholds,
 ) -> Comparison:  # fmt: skip
     """The change in median time over both sides' samples (one workload version), its interval and verdict."""
-    b, c = np.concatenate(_groups(same)), np.concatenate(_groups(cand_ok))
-    if min(np.median(b), np.median(c)) <= 0:
+    b_median, b_n, b_boot = baseline.pooled(key, version, same)
+    c_groups = _groups(cand_ok)
+    c = np.concatenate(c_groups)
+    c_median = float(np.median(c))
+    if min(b_median, c_median) <= 0:
         return Comparison(**head, verdict="WARN", severity="WARN", why="a median time is not positive: not compared")
-    cand_boot = bootstrap_medians(_groups(cand_ok), baseline.n_resamples, CANDIDATE_SEED)
-    ci = median_change(b, c, baseline.boot(key, version, same), cand_boot, th.confidence)
+    cand_boot = bootstrap_medians(c_groups, baseline.n_resamples, CANDIDATE_SEED)
+    ci = median_change(b_median, c_median, b_boot, cand_boot, th.confidence)
     few = min(min(len(r["samples_s"]) for r in same), min(len(r["samples_s"]) for r in cand_ok)) < MIN_SAMPLES
     noisy = any(r.get("unstable") for r in same + cand_ok)
     verdict, why = _verdict(ci.change, ci.low, few, noisy, th)
     return Comparison(
         **head, verdict=verdict, severity=verdict, why=why, change=ci.change, ci_low=ci.low, ci_high=ci.high,
-        baseline_median_s=float(np.median(b)), candidate_median_s=float(np.median(c)), baseline_n=b.size,
+        baseline_median_s=b_median, candidate_median_s=c_median, baseline_n=b_n,
         candidate_n=c.size, baseline_records=len(same),
     )  # fmt: skip
 
@@ -261,7 +313,7 @@ def gpu_verdicts(comparisons: list[Comparison], names: dict[str, tuple[str, str]
         ratios = [1 + c.change for c in items if c.change is not None]
         own = [1 + c.change for c in items if c.change is not None and not c.joint]  # this GPU's own speed
         geo = math.exp(sum(map(math.log, own)) / len(own)) - 1 if own else None
-        counts = {v: sum(c.verdict == v for c in items) for v in ("PASS", "WARN", "FAIL", "MISSING", "NEW")}
+        counts = {v: sum(c.verdict == v for c in items) for v in VERDICTS}
         verdict = _worst([c.severity for c in items]) if ratios else "FAIL"  # nothing compared is no pass
         node, device = names.get(gpu, ("?", "?"))
         out.append(GpuVerdict(gpu, node, device, verdict, len(ratios), geo, counts))
@@ -278,6 +330,20 @@ def slowest_per_node(per_gpu: list[GpuVerdict]) -> list[GpuVerdict]:
     return [g for g in picks if (g.geomean_change or 0.0) > 0]
 
 
+def _device_notes(comparisons: list[Comparison]) -> list[str]:
+    """What was left out, or compared anyway, for being measured on different device models."""
+    notes = []
+    skipped = [c for c in comparisons if c.verdict == "SKIP"]
+    if skipped:
+        notes.append(f"{plural(len(skipped), 'configuration')} not compared: measured on different device models "
+                     "(--allow-different-devices compares them)")  # fmt: skip
+    differ = [c for c in comparisons if c.devices_differ]
+    if differ:
+        notes.append(f"{plural(len(differ), 'configuration')} compared across device models "
+                     "(--allow-different-devices): a difference in speed may be the device's")  # fmt: skip
+    return notes
+
+
 def compare(
     base_runs: list[Run],
     cand_runs: list[Run],
@@ -292,7 +358,7 @@ def compare(
     cand_paths = {run.path.resolve() for run in cand_runs}
     overlap = [run for run in base_runs if run.path.resolve() in cand_paths]
     if overlap:
-        notes.append(f"{len(overlap)} run(s) given as both baseline and candidate: kept in the candidate only")
+        notes.append(f"{plural(len(overlap), 'run')} given as both baseline and candidate: kept in the candidate only")
         base_runs = [run for run in base_runs if run not in overlap]
     baseline = Baseline([r for run in base_runs for r in run.records], n_resamples)
     devices = sorted({str(r.get("device_name")) for rs in baseline.by_key.values() for r in rs})
@@ -322,6 +388,7 @@ def compare(
     for g in per_gpu:
         if not g.compared:
             notes.append(f"{g.gpu}: nothing compared (no configuration measured on both sides): FAIL")
+    notes += _device_notes(comparisons)
     if not baseline.by_key:
         notes.append("the baseline holds no records")
     if not comparisons:

@@ -12,6 +12,7 @@ from typing import Any
 import pandas as pd
 
 from bench.catalog import market
+from bench.cost.headline import headline_for
 from bench.cost.pricing import CostReport, GpuCost
 from bench.cost.report_life import headline, rent_pv
 from bench.cost.scenario import calibration
@@ -94,7 +95,16 @@ def _gpu(report: CostReport, gc: GpuCost) -> dict[str, Any]:
         },
         "fleet": dataclasses.asdict(gc.fleet) if gc.fleet else None,
         "projection": dataclasses.asdict(gc.projection) if gc.projection else None,
+        "cheapest": _cheapest(report, gc),
     }
+
+
+def _cheapest(report: CostReport, gc: GpuCost) -> dict[str, Any] | None:
+    """The headline's figures: the subject priced, the cheapest offer's $/Mtok, owned $/Mtok and their ratio."""
+    h = headline_for(report, gc)
+    if h is None:
+        return None
+    return {**dataclasses.asdict(h), "owned_over_rented": h.owned_over_rented, "text": h.text()}
 
 
 def as_json(report: CostReport) -> dict[str, Any]:

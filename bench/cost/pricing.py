@@ -177,7 +177,7 @@ def analyse(
     for s in subjects:
         if cat.server_for(s.gpu) is None and not cat.offers_for(s.gpu) and not any(o.gpu == s.gpu for o in extra):
             reason = f"no owned server price and no rental offer for {s.gpu} in the catalog; add them with --catalog"
-            skipped.append(not_priced(s.run_id, s.seq, s.workload, reason))
+            skipped.append(not_priced(s.run_id, s.seq, s.workload, reason, s.gpu))
         else:
             priceable.append(s)
     subjects = priceable
@@ -193,7 +193,7 @@ def given_offer(gpu_id: str, usd_per_gpu_hour: float, term: str = "on-demand") -
     return Offer(
         id="given",
         gpu=gpu_id,
-        provider="(given)",
+        provider="given price",
         product="--usd-per-gpu-hour",
         term=term,
         usd_per_gpu_hour=usd_per_gpu_hour,

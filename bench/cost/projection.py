@@ -19,6 +19,12 @@ if TYPE_CHECKING:
     from bench.cost.pricing import GpuCost
 
 
+def training_tokens_per_s(mfu: float, peak_flops: float, params: float) -> float:
+    """Tokens/s per GPU a training run reaches at `mfu`: MFU x dense peak / (6 N), the FLOPs of the
+    projection's own count (6 N D) per token."""
+    return mfu * peak_flops / training_flops(params, 1.0)
+
+
 @dataclass(frozen=True)
 class Projection:
     """A whole training run from a measured MFU: FLOPs = 6 N D."""

@@ -95,8 +95,9 @@ def owned_table(cat: Catalog, gc: GpuCost) -> Table | None:
     t.add_column("formula", overflow="fold")
     t.add_column("$/GPU-hour", justify="right", no_wrap=True)
     share = server.network_share
+    mine = cat.server_file(server.id)
     t.add_row(
-        f"server{_weak(server)}: {server.product}, {server.date}",
+        f"server{_weak(server)}: {server.product}, {server.date}" + (f" (your quote, {mine})" if mine else ""),
         f"{usd(server.usd, 0)} / {server.gpus} GPUs / (1 - {share:g} network share) = {usd(o.capital_usd, 0)} per GPU",
         "",
     )
@@ -234,8 +235,8 @@ def sensitivity_table(cat: Catalog, gc: GpuCost) -> Table | None:
     ref = gc.reference
     base = gc.owned.usd_per_useful_hour(u) / rented_useful(cat, ref, u)
     t = PlainTable(
-        title=f"Sensitivity on {gc.gpu}, one figure at a time: owned / rented cost against {ref.provider} "
-        f"{ref.term} ({usd(ref.usd_per_gpu_hour)}/GPU-h, {gc.reference_why}); base {base:.2f} (below 1 owning is "
+        title=f"Sensitivity on {gc.gpu}, one figure at a time: owned / rented cost against {ref.name} "
+        f"({usd(ref.usd_per_gpu_hour)}/GPU-h, {gc.reference_why}); base {base:.2f} (below 1 owning is "
         "cheaper)",
     )
     for col, justify in (
@@ -280,7 +281,7 @@ def projection_table(gc: GpuCost) -> Table | None:
     offers = {o.id: o for o in gc.offers}
     for scenario, usd_total in p.usd.items():
         offer = offers.get(scenario)
-        name = "owned" if offer is None else f"{offer.provider} {offer.term}"
+        name = "owned" if offer is None else offer.name
         per_useful_hour = usd(p.usd_per_useful_hour[scenario], 3)
         how = (
             "paid per hour used"
@@ -335,11 +336,17 @@ def notes(report: CostReport) -> list[str]:
                 f"{gc.gpu}: owned, break-even and sensitivity at the power of {f.label}{where}: "
                 f"{f.power.active_w:.0f} W ({f.power.active_from}), idle {f.power.idle_w:.0f} W ({f.power.idle_from})"
             )
+        server = cat.server_for(gc.gpu)
+        if server is not None and cat.server_file(server.id):
+            lines.append(
+                f"{gc.gpu}: owned at your [[server]] {server.id!r} ({cat.server_file(server.id)}), which takes "
+                "precedence over the packaged entries for that GPU"
+            )
         if gc.owned_reason:
             lines.append(f"{gc.gpu}: {gc.owned_reason}")
         if not gc.offers:
             lines.append(f"{gc.gpu}: no rental offers in the catalog; add [[offer]] tables with --catalog")
     reasons = Counter(s["reason"] for s in report.skipped)
     for reason, n in reasons.most_common():
-        lines.append(f"not priced: {n} record(s): {reason}")
+        lines.append(f"not priced: {n} record{'' if n == 1 else 's'}: {reason}")
     return lines

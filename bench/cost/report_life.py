@@ -12,6 +12,7 @@ from rich.table import Table
 from bench.catalog import market
 from bench.catalog.prices import Catalog, Offer
 from bench.cost.fleet import Contract
+from bench.cost.headline import headlines
 from bench.cost.life import HOURS_PER_YEAR, rent_present_value
 from bench.cost.model import BreakEven, crf
 from bench.cost.pricing import CostReport, GpuCost
@@ -26,8 +27,9 @@ def money(value: float, digits: int = 0) -> str:
 
 
 def headline(report: CostReport) -> list[str]:
-    """One line per GPU model: which way the decision goes and what would flip it."""
-    lines = []
+    """Per GPU model: the cheapest rental and owning in $/Mtok (bench/cost/headline.py), then which way
+    the decision goes and what would flip it."""
+    lines = [h.text() for h in headlines(report)]
     for gc in report.gpus.values():
         if gc.decision is not None:
             lines.append(f"Decision: {gc.decision.text()}")
@@ -81,7 +83,7 @@ def life_table(cat: Catalog, gc: GpuCost) -> Table | None:
         return None
     u, d = cat.value("utilisation"), cat.optional("rent_decline")
     t = PlainTable(
-        title=f"Over the life on {gc.gpu}: owned against {ref.provider} {ref.term} ${ref.usd_per_gpu_hour:g}/GPU-h "
+        title=f"Over the life on {gc.gpu}: owned against {ref.name} ${ref.usd_per_gpu_hour:g}/GPU-h "
         f"({gc.reference_why}), {o.years:g} years at {100 * o.rate:g}% cost of capital, per GPU",
     )
     for col, justify in (("item", "left"), ("formula", "left"), ("value", "right")):
@@ -134,7 +136,7 @@ def year_table(gc: GpuCost) -> Table | None:
     scope = f"the fleet's {n:,} GPUs" if n > 1 else "one GPU"
     t = PlainTable(
         title=f"Year by year on {gc.gpu}, {scope}: owned (capital in year 0, the residual back in the last) against "
-        f"renting {gc.reference.provider} {gc.reference.term}; owning overtakes renting: {_overtakes(gc)}",
+        f"renting {gc.reference.name}; owning overtakes renting: {_overtakes(gc)}",
     )
     for col in ("year", "owned $", "rented $", "owned cumulative", "rented cumulative", "owned PV cumulative",
                 "rented PV cumulative"):  # fmt: skip
@@ -159,7 +161,7 @@ def fleet_table(gc: GpuCost) -> Table:
         ("GPUs", f"IT kW / {f.kw_per_gpu:g} kW provisioned per GPU, rounded down", f"{f.gpus:,}"),
         ("capital", "GPUs x capital per GPU", usd(f.capital_usd, 0)),
         ("owned $ a year", "GPUs x owned net $ per wall hour x 8760", usd(f.owned_usd_per_year, 0)),
-        (f"rented $ a year ({rented.provider} {rented.term})" if rented else "rented $ a year",
+        (f"rented $ a year ({rented.name})" if rented else "rented $ a year",
          "GPUs x utilisation x 8760 x rented $ per useful hour", usd(f.rented_usd_per_year, 0)),
         ("tokens a year", f"GPUs x {f.tokens_per_s_per_gpu:,.0f} tokens/s x {whole_percent(f.utilisation)} "
          "x 3600 x 8760", f"{f.tokens_per_year:.4g}"),

@@ -96,9 +96,11 @@ class Decision:
     def text(self) -> str:
         """The headline: one line."""
         way = "owning is cheaper" if self.owning_wins else "renting is cheaper"
+        owned, rented = self.owned_usd_per_useful_hour, self.rented_usd_per_useful_hour
+        places = 2 if round(owned, 2) != round(rented, 2) else 4  # cents, unless they hide the difference
         head = (
-            f"{self.gpu}: {way}: owned ${self.owned_usd_per_useful_hour:.4f} against rented "
-            f"${self.rented_usd_per_useful_hour:.4f} per useful GPU-hour ({self.offer}, {self.why}), at "
+            f"{self.gpu}: {way}: owned ${owned:.{places}f} against rented "
+            f"${rented:.{places}f} per useful GPU-hour ({self.offer}, {self.why}), at "
             f"{self.utilisation:.0%} utilisation over {self.years:g} years."
         )
         flips = [f"the rent {'below' if self.owning_wins else 'above'} ${self.rent_to_flip:.2f}/GPU-hour"]
@@ -142,7 +144,7 @@ def decide(cat: Catalog, gpu_id: str, owned: Owned, offer: Offer, rows: list[Sen
         owning_wins=owning_wins,
         owned_usd_per_useful_hour=owned_hour,
         rented_usd_per_useful_hour=rented_hour,
-        offer=f"{offer.provider} {offer.term} ${offer.usd_per_gpu_hour:g}/GPU-hour{'*' if offer.weak else ''}",
+        offer=f"{offer.name} ${offer.usd_per_gpu_hour:.2f}/GPU-hour{'*' if offer.weak else ''}",
         why=why,
         utilisation=u,
         years=owned.years,

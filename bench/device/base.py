@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import glob
 import os
-import platform
 import warnings
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
@@ -17,6 +16,8 @@ import psutil
 import torch
 
 from bench.device import nvml
+from bench.device.cpuinfo import cpu_model_name
+from bench.text import plural
 
 # Dtypes a workload may ask for, by the short names used in suites and records.
 DTYPES: dict[str, torch.dtype | None] = {
@@ -181,23 +182,11 @@ def cpu_device() -> CpuDevice:
     return CpuDevice(torch_device=torch.device("cpu"), name=cpu_model_name())
 
 
-def cpu_model_name() -> str:
-    """The CPU's marketing name from /proc/cpuinfo, falling back to platform's answer."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.lower().startswith(("model name", "hardware")):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown CPU"
-
-
 def gpu_presence_without_torch() -> str | None:
     """Describe NVIDIA GPUs that exist on the machine, found without torch, or None."""
     names = nvml.gpu_names()
     if names:
-        return f"{len(names)} NVIDIA GPU(s) seen by NVML ({', '.join(sorted(set(names)))})"
+        return f"{plural(len(names), 'NVIDIA GPU')} seen by NVML ({', '.join(sorted(set(names)))})"
     if glob.glob("/dev/nvidia[0-9]*"):
         return "NVIDIA device files exist under /dev"
     return None
@@ -239,7 +228,7 @@ def detect(requested: str | None = None) -> Device:
             except ValueError:
                 raise DeviceError(f"unknown device {requested!r}: use cpu, cuda or cuda:N") from None
             if not 0 <= index < count:
-                raise DeviceError(f"device {requested!r} does not exist: torch sees {count} GPU(s)")
+                raise DeviceError(f"device {requested!r} does not exist: torch sees {plural(count, 'GPU')}")
         return CudaDevice.open(index)
     if req != "auto":
         raise DeviceError(f"cannot use {requested}: {reason}")

@@ -11,6 +11,8 @@ hundreds only wait on each other and on the gloo group.
 
 from __future__ import annotations
 
+from bench.text import plural
+
 MAX_SEED = 2**32 - 1
 CPU_RANKS_PER_CORE = 4
 
@@ -34,12 +36,14 @@ def nproc_refusal(nproc: int, device_kind: str, cpus: int | None = None, gpus: i
             cpus = usable_cpus()
         most = CPU_RANKS_PER_CORE * max(1, cpus)
         if nproc > most:
-            return f"--nproc {nproc}: this process may use {cpus} CPU(s); run at most {most} processes on the CPU"
+            return (
+                f"--nproc {nproc}: this process may use {plural(cpus, 'CPU')}; run at most {most} processes on the CPU"
+            )
         return None
     if gpus is None:
         import torch
 
         gpus = torch.cuda.device_count()
     if nproc > gpus:
-        return f"--nproc {nproc}: torch sees {gpus} GPU(s); one process per GPU"
+        return f"--nproc {nproc}: torch sees {plural(gpus, 'GPU')}; one process per GPU"
     return None

@@ -31,6 +31,7 @@ import torch.distributed as dist
 
 from bench.measure.lifeline import die_with_parent, under_torchrun
 from bench.results.writer import RunWriter
+from bench.text import plural
 
 # Set by `tokenbench run --nproc`: rank 0 leaves its exit code here and exits 0, so that torchrun
 # does not print a traceback for a run that merely found a failed record; the launcher exits with it.
@@ -134,6 +135,50 @@ def init(device_kind: str, timeout_s: float) -> Dist:
     # workload's collective on a rank that left the workload early.
     ctrl = dist.new_group(backend="gloo", timeout=timedelta(seconds=max(CTRL_TIMEOUT_S, timeout_s)))
     return Dist(rank, world, local_rank, local_world, node_rank, backend, ctrl)
+
+
+class Refused(ValueError):
+    """A --nproc / --device combination that cannot run, or a torchrun job that cannot be joined (one line)."""
+
+
+def join_or_launch(nproc: int | None, device: str | None, timeout_s: float, command: str = "run") -> Dist | int | None:
+    """Inside torchrun: join the job (its Dist). Otherwise, with more than one process wanted: start
+    torchrun and return its exit code. None: this process measures alone. Refused says why not."""
+    from bench.device.base import cuda_unusable_reason
+    from bench.measure.limits import nproc_refusal
+
+    if launched():
+        if device and device.startswith("cuda:"):
+            raise Refused(f"--device {device}: under torchrun each process takes GPU LOCAL_RANK; give --device cuda "
+                          "or cpu")  # fmt: skip
+        kind = "cpu" if (device or "").lower() == "cpu" or cuda_unusable_reason() else "cuda"
+        if kind == "cpu" and "OMP_NUM_THREADS" not in os.environ:  # the user's setting stands
+            torch.set_num_threads(cpu_threads(int(os.environ.get("LOCAL_WORLD_SIZE", "1"))))
+        try:
+            return init(kind, timeout_s)
+        except (DistError, RuntimeError, ValueError) as e:
+            raise Refused(f"cannot join the torchrun job: {e}") from None
+    wanted = nproc
+    if wanted is None:  # every visible GPU, unless one device was asked for
+        wanted = torch.cuda.device_count() if device is None and cuda_unusable_reason() is None else 1
+    if wanted <= 1:
+        return None
+    if (device or "").startswith("cuda:"):
+        raise Refused(f"--nproc {wanted} runs one process per GPU; --device {device} names one GPU")
+    unusable = cuda_unusable_reason()
+    if device is None and unusable:  # never a silent fall-back to N processes on the CPU
+        raise Refused(f"--nproc {wanted} starts one process per GPU, and no GPU is usable here ({unusable}); "
+                      f"give --device cpu for {wanted} CPU processes")  # fmt: skip
+    if (device or "cuda") != "cpu" and unusable is None and wanted > torch.cuda.device_count():
+        raise Refused(f"--nproc {wanted}: torch sees {plural(torch.cuda.device_count(), 'GPU')}")
+    if sys.argv[1:2] != [command]:  # called from code, not as `tokenbench run ...`
+        raise Refused(f"--nproc above 1 needs the tokenbench {command} command line (it restarts itself under "
+                      "torchrun)")  # fmt: skip
+    kind = "cpu" if (device or "").lower() == "cpu" or cuda_unusable_reason() else "cuda"
+    why = nproc_refusal(wanted, kind)
+    if why:
+        raise Refused(why)
+    return launch(wanted, without_option(sys.argv[2:], "--nproc"), kind, command)
 
 
 def usable_cpus() -> int:

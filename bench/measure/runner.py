@@ -6,6 +6,16 @@ and card behaviour, and the card's health counters are read before and after eac
 Nothing here prints. Every entry ends as exactly one record, written at once: `ok`, `skipped`
 (cannot run here: dtype unsupported, too little memory) or `failed` (an exception, an OOM, a
 wrong answer). A KeyboardInterrupt ends the run with every finished record on disk.
+
+`run` measures every entry in the calling thread (the main thread under `tokenbench run`): a
+second thread would start a second OpenMP team that competes with the first for the cores, and a
+GPU's current device, CUDA graphs and compiled code belong to the thread that set them up. How a
+signal ends a run during a call of minutes is bench/measure/stopping.py's: it `stop`s the runner,
+so the interrupted entry's record is dropped, never written half-made.
+
+Before an entry is set up, the run's `Predictor` (bench/measure/predict.py) may skip it: a call
+predicted so long that the timer's minimum cannot finish within its limits. Each timed window
+also reads the host (bench/measure/host.py): the record says whether other work shared its CPUs.
 """
 
 from __future__ import annotations
@@ -13,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import math
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +35,8 @@ from bench.device import rapl as host
 from bench.device.base import Device
 from bench.device.energy import window_fields
 from bench.device.telemetry import DEFAULT_INTERVAL_S, NullTelemetry, Sampler, Telemetry, Window, health_change
+from bench.measure.host import HostWindow
+from bench.measure.predict import Predictor
 from bench.measure.ranks import Dist
 from bench.measure.suites import Entry
 from bench.measure.timing import Timing, measure
@@ -136,7 +149,10 @@ class Runner:
     on_failure: Callable[[dict[str, Any]], None] | None = None  # at once, before any other rank is waited for
     dist: Dist | None = None  # set when this process is one rank of a torchrun job
     measure: Callable[..., Timing] = measure  # how the timed calls are made (pytest-benchmark's in the plugin)
+    predictor: Predictor | None = None  # skip entries predicted too long for their timer (None: never)
     records: list[dict[str, Any]] = field(default_factory=list)
+    stopped: bool = False  # set by `stop`: a record made after it is not written
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def _base(self, seq: int, entry: Entry) -> dict[str, Any]:
         w, p = entry.workload, entry.params
@@ -181,6 +197,11 @@ class Runner:
             if need > free * MEM_HEADROOM:
                 reason = (f"needs about {_gib(need)} of memory; {_gib(free)} free on {dev.torch_device} "
                           f"(fits up to {MEM_HEADROOM:.0%} of free)")  # fmt: skip
+        if reason is None and self.predictor is not None:
+            predicted = self.predictor.predict(entry)
+            if predicted is not None:
+                record["predicted_call_s"] = predicted.call_s
+                reason = predicted.skip_reason
         peers = self.dist if self.dist is not None and w.lockstep(p) else None  # ranks in lockstep, if any
         lockstep = peers is not None
         if peers is not None and not peers.all_ok(reason is None) and reason is None:
@@ -190,6 +211,7 @@ class Runner:
             return
         dev.reset_peak_memory()
         sampler = Sampler(self.telemetry, self.sample_interval_s, host=self.host_energy)
+        window = HostWindow(sampler, on_cpu=dev.kind == "cpu")
         timer = entry.timer.model_copy(update={"flush_l2": False}) if lockstep else entry.timer
         agree = peers.agree_max if peers is not None else None
         with contextlib.ExitStack() as stack:
@@ -204,11 +226,12 @@ class Runner:
             if failed is not None:
                 raise failed
             assert case is not None
-            timing = self.measure(case.run, dev, timer, working_set_bytes=counts.bytes, window=sampler, agree=agree)
+            timing = self.measure(case.run, dev, timer, working_set_bytes=counts.bytes, window=window, agree=agree)
             record.update(case_extra(case, timing, device_peaks(dev.name, w.peak_dtype(p, dev))))
             check = case.check()
             record["kernel"] = getattr(case, "kernel", None)
         record.update(timing_fields(timing, entry.timer.cv_threshold))
+        record.update(window.fields())
         record.update(rates(counts, timing.summary.median))
         record.update(peak_fields(dev.name, w.peak_dtype(p, dev), record["tflops"], record["gb_per_s"]))
         record.update(check_fields(check))
@@ -273,14 +296,22 @@ class Runner:
         if record["status"] != "skipped":  # a fault often surfaces as the workload's exception
             self._health(record, health_before)
         record["finished_at"] = utc_now()
-        self.writer.append(record)
-        self.records.append(record)
+        with self._lock:
+            if self.stopped:  # the run ended while this entry was measured: nothing half-made is written
+                return record
+            self.writer.append(record)
+            self.records.append(record)
         if self.on_record:
             self.on_record(record)
         return record
 
     def run(self, entries: list[Entry]) -> list[dict[str, Any]]:
-        """Run every entry in order; the caller finishes the writer (also on interrupt)."""
+        """Run every entry in order, in this thread; the caller finishes the writer (also on interrupt)."""
         for seq, entry in enumerate(entries):
             self.run_entry(seq, entry)
         return self.records
+
+    def stop(self) -> None:
+        """No record is written from now on (the entry in flight, if any, is abandoned)."""
+        with self._lock:
+            self.stopped = True

@@ -6,6 +6,10 @@ is fixed: open the device's telemetry, measure the idle baseline before any work
 every timed window to resolve a slow energy counter), read the card's health, then run entries,
 then read health again. Under torchrun every rank has its own session; rank 0 alone writes.
 
+The session also holds the host as found (bench/measure/host.py: usable CPUs, load, what other
+processes use) for the header, and the run's `Predictor` (bench/measure/predict.py), whose probe of
+the device is made once and shared by every entry's prediction.
+
 Nothing here prints: what a person should be told comes back as `warnings` and in the `Outcome`.
 """
 
@@ -15,7 +19,7 @@ import contextlib
 import secrets
 import signal
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,18 +28,13 @@ from bench.device import telemetry as tm
 from bench.device.base import Device
 from bench.device.energy import idle_fields
 from bench.device.rapl import HostEnergy
-from bench.measure import provenance, ranks
+from bench.measure import host as host_state
+from bench.measure import provenance, ranks, stopping
+from bench.measure.predict import Eta, Prediction, Predictor
 from bench.measure.runner import Runner
+from bench.measure.stopping import HeldSignals, Terminated, exit_at_once
 from bench.measure.suites import Entry
 from bench.results.writer import RecordSink, ResultsWriteError, RunWriter, TimelineWriter, new_run_id, utc_now
-
-
-class Terminated(BaseException):
-    """SIGTERM: the run ends as `interrupted`, every finished record kept."""
-
-
-def _terminated(signum: int, _frame: object) -> None:
-    raise Terminated(f"terminated by signal {signum} (SIGTERM): a scheduler, the launcher, or a rank that died")
 
 
 @dataclass(frozen=True)
@@ -59,6 +58,8 @@ class Outcome:
     reason: str | None = None  # why it was interrupted, or could not be written
     exit_code: int = 0  # 130 after SIGINT, 143 after SIGTERM, 1 when records could not be written
     held: HeldSignals | None = None  # signals held until `complete` has written the header
+    abandoned: bool = False  # ended by the signal watcher while the main thread is still inside a call
+    signals_before: dict[int, Any] = field(default_factory=dict)  # handlers to restore once the rows are out
 
 
 def idle_baseline(
@@ -96,10 +97,17 @@ class RunSession:
     run_id: str
     dist: ranks.Dist | None = None
     warnings: list[str] = field(default_factory=list)  # for the lead process to print
+    host: dict[str, Any] = field(default_factory=dict)  # the host as found: CPUs, load, others' use, threads
+    predictor: Predictor | None = None
 
     @classmethod
-    def open(cls, device: Device, config: SessionConfig | None = None, d: ranks.Dist | None = None) -> RunSession:
-        """Read the environment, start telemetry, measure the idle baseline and read the card's health."""
+    def open(cls, device: Device, config: SessionConfig | None = None, d: ranks.Dist | None = None,
+             host: dict[str, Any] | None = None) -> RunSession:  # fmt: skip
+        """Read the host and the environment, start telemetry, measure the idle baseline and read the
+        card's health. `host` is the host as already looked at (host.busy_now), if it was."""
+        import torch
+
+        found = {**(host or host_state.busy_now()), "torch_threads": torch.get_num_threads()}
         cfg = config or SessionConfig()
         seed = secrets.randbelow(2**31) if cfg.seed is None else cfg.seed
         if d:
@@ -114,7 +122,8 @@ class RunSession:
             telemetry.min_window_s = max(telemetry.min_window_s, period_windows)
         health_before = telemetry.health()
         run_id = d.broadcast(new_run_id()) if d else new_run_id()
-        return cls(device, cfg, environment, telemetry, host_energy, idle, health_before, seed, run_id, d, warnings)
+        return cls(device, cfg, environment, telemetry, host_energy, idle, health_before, seed, run_id, d, warnings,
+                   found, Predictor(device))  # fmt: skip
 
     @property
     def is_lead(self) -> bool:
@@ -139,6 +148,7 @@ class RunSession:
             },
             "idle": self.idle,
             "health_before": self.health_before or None,
+            "host": self.host,
         }
         ranks = d.gather(self._rank_summary()) if d else None
         if d and ranks:
@@ -151,6 +161,17 @@ class RunSession:
         return {**self.dist.fields(), "hostname": env.get("hostname"), "device": str(self.device.torch_device),
                 "device_name": self.device.name, "gpu_index": env.get("gpu_index"),
                 "gpu_uuid": env.get("gpu_uuid")}  # fmt: skip
+
+    def eta(self, entries: list[Entry]) -> tuple[Eta, list[Prediction | None]]:
+        """Every entry's prediction (the probe is made now, once) and the run's time-left estimate."""
+        predictions = [self._predict(e) for e in entries]
+        return Eta.of(entries, predictions), predictions
+
+    def _predict(self, entry: Entry) -> Prediction | None:
+        try:
+            return self.predictor.predict(entry) if self.predictor else None
+        except Exception:  # counts that need the job's ranks, or a bad probe: the runner says it per entry
+            return None
 
     def runner(self, sink: RecordSink, **hooks: Any) -> Runner:
         """A Runner that measures with this session's telemetry, idle baseline and CPU energy."""
@@ -198,8 +219,8 @@ def follow(session: RunSession, entries: list[Entry], on_failure: Callable[[dict
     d = session.dist
     assert d is not None
     sink = ranks.GatheringWriter(d, session.run_id, None)
-    runner = session.runner(sink, on_failure=on_failure)
-    signal.signal(signal.SIGTERM, _terminated)
+    runner = session.runner(sink, on_failure=on_failure, predictor=session.predictor)
+    signal.signal(signal.SIGTERM, stopping.terminated)
     try:
         runner.run(entries)
     except KeyboardInterrupt:
@@ -229,43 +250,87 @@ def _record_health(session: RunSession, writer: RunWriter, gather: bool) -> tupl
     return level, detail
 
 
-def lead(session: RunSession, files: RunFiles, entries: list[Entry], **hooks: Any) -> Outcome:
-    """The lead process: run every entry, keep records on disk as they finish, end the header.
+def lead(session: RunSession, files: RunFiles, entries: list[Entry],
+         on_abandon: Callable[[Outcome], None] | None = None, **hooks: Any) -> Outcome:  # fmt: skip
+    """The lead process: run every entry in this (the main) thread, keep records on disk as they
+    finish, end the header.
 
     SIGINT and SIGTERM end the run as `interrupted` with every finished record kept; a record that
     cannot be written (a full disk) ends it as `crashed` with the reason; any other exception ends
     it as `crashed` and propagates. Once the last entry is done, signals are held until `complete`
-    has written the header. `hooks` go to the Runner (on_start, on_record ...).
+    has written the header. In one process a `Watcher` (bench/measure/stopping.py) ends the run
+    when a signal comes during a call too long to wait for: the header is marked, `on_abandon` is
+    given the outcome (to print it) and the process ends. `hooks` go to the Runner (on_start ...).
     """
     writer = files.writer
     if files.timeline:
         samples = files.timeline
         hooks["on_window"] = lambda seq, w: samples.append(seq, w.t0_s, w.t1_s, w.samples)
-    runner = session.runner(files.sink, **hooks)
-    signal.signal(signal.SIGTERM, _terminated)  # a scheduler's stop, or torchrun's when a rank died
+    runner = session.runner(files.sink, predictor=session.predictor, **hooks)
+    watcher = _watcher(session, runner, writer, on_abandon)
+    if not watcher.active and stopping.on_main_thread():
+        signal.signal(signal.SIGTERM, stopping.terminated)  # a scheduler's stop, or torchrun's when a rank died
     held = HeldSignals()
     try:
         runner.run(entries)
         held.hold()  # still inside the try: a signal before this line is an interrupt like any other
+        watcher.claim()
+        held.restore_later(watcher.close())  # the handlers from before the run, once the header is written
     except (KeyboardInterrupt, Terminated) as e:
-        why = str(e) if isinstance(e, Terminated) else "interrupted by the user (SIGINT)"
+        watcher.claim()
+        code = 143 if isinstance(e, Terminated) else 130
+        why = str(e) if isinstance(e, Terminated) else stopping.reason(signal.SIGINT)
         with HeldSignals().holding():
-            _record_health(session, writer, gather=False)
-            writer.finish("interrupted", utc_now(), why)
-        return Outcome("interrupted", runner.records, reason=why, exit_code=143 if isinstance(e, Terminated) else 130)
+            _mark_interrupted(session, runner, writer, why)
+        watcher.marked(code)
+        leaving = exit_at_once(code)  # the header is written: a second Ctrl-C (or SIGTERM) ends the process now
+        before = {**leaving, **watcher.close()}  # to restore once the rows are out: those from before the run
+        return Outcome("interrupted", runner.records, reason=why, exit_code=code, signals_before=before)
     except ResultsWriteError as e:
+        watcher.claim()
         with HeldSignals().holding(), contextlib.suppress(ResultsWriteError):
             writer.finish("crashed", utc_now(), str(e))  # where the disk still takes a header
         return Outcome("crashed", runner.records, reason=str(e), exit_code=1)
     except BaseException as e:
+        watcher.claim()
         writer.finish("crashed", utc_now(), f"{type(e).__name__}: {e}")
         raise
     finally:
+        watcher.close()
         files.close()
     level, detail = _record_health(session, writer, gather=True)
     sink = files.sink
     records = sink.all_records if isinstance(sink, ranks.GatheringWriter) else runner.records
     return Outcome("complete", records, level, detail, held=held)
+
+
+def _mark_interrupted(session: RunSession, runner: Runner, writer: RunWriter, why: str) -> None:
+    """No record is written from now on; the header says interrupted, with the card's health."""
+    runner.stop()
+    _record_health(session, writer, gather=False)
+    writer.finish("interrupted", utc_now(), why)
+
+
+def _watcher(session: RunSession, runner: Runner, writer: RunWriter,
+             on_abandon: Callable[[Outcome], None] | None) -> stopping.Watcher:  # fmt: skip
+    """The signal watcher of a lead that measures alone (started), or an idle one: a rank's calls wait on
+    the other ranks, which the launcher stops, and its end goes through rank 0's exchange with them."""
+    ended: list[Outcome] = []
+
+    def finish(signum: int) -> int:  # in the watcher's thread, while the main thread is inside a call
+        why, code = stopping.reason(signum), stopping.exit_code(signum)
+        _mark_interrupted(session, runner, writer, why)
+        ended.append(Outcome("interrupted", runner.records, reason=why, exit_code=code, abandoned=True))
+        return code
+
+    def say() -> None:
+        if on_abandon is not None and ended:
+            on_abandon(ended[0])
+
+    watcher = stopping.Watcher(finish, say)
+    if session.dist is None:
+        watcher.start()
+    return watcher
 
 
 def complete(files: RunFiles, outcome: Outcome, **header_fields: Any) -> int:
@@ -280,35 +345,3 @@ def complete(files: RunFiles, outcome: Outcome, **header_fields: Any) -> int:
         return 0
     outcome.held.release()
     return 128 + outcome.held.signum if outcome.held.signum else 0
-
-
-class HeldSignals:
-    """SIGINT and SIGTERM noted, not raised, while the end of a run is written.
-
-    A signal in the last milliseconds of a run must not leave the header saying `running`, a
-    temporary header file behind, or a traceback: the end is written, then the signal is answered.
-    """
-
-    def __init__(self) -> None:
-        self.signum: int | None = None
-        self._before: dict[int, Any] = {}
-
-    def _note(self, signum: int, _frame: object) -> None:
-        self.signum = self.signum or signum
-
-    def hold(self) -> None:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            self._before[sig] = signal.signal(sig, self._note)
-
-    def release(self) -> None:
-        for sig, handler in self._before.items():
-            signal.signal(sig, handler)
-        self._before = {}
-
-    @contextlib.contextmanager
-    def holding(self) -> Iterator[HeldSignals]:
-        self.hold()
-        try:
-            yield self
-        finally:
-            self.release()

@@ -8,6 +8,7 @@ own `max_entries`) is refused, where a sweep of 10^9 would otherwise exhaust mem
 
 from __future__ import annotations
 
+import difflib
 import itertools
 import math
 import sys
@@ -136,14 +137,18 @@ def parse_suite(text: str, name: str, source: str) -> Suite:
 def load_suite(name_or_path: str) -> Suite:
     """A built-in suite by name, or a suite file by path."""
     path = Path(name_or_path)
-    if path.suffix == ".toml" or path.exists():
+    builtin_name = (builtin_dir() / f"{name_or_path}.toml").is_file()
+    # a folder named like a built-in suite (`--out smoke` made it) is not a suite file
+    if path.suffix == ".toml" or path.is_file() or (path.exists() and not builtin_name):
         if not path.is_file():
             raise SuiteError(f"suite file {name_or_path!r} does not exist")
         return parse_suite(path.read_text(encoding="utf-8"), path.stem, str(path))
     builtin = builtin_dir() / f"{name_or_path}.toml"
     if not builtin.is_file():
+        near = difflib.get_close_matches(name_or_path, builtin_names(), n=1)
+        hint = f"; did you mean {near[0]!r}?" if near else ""
         known = ", ".join(builtin_names())
-        raise SuiteError(f"unknown suite {name_or_path!r}: known are {known} (or give a .toml path)")
+        raise SuiteError(f"unknown suite {name_or_path!r}: known are {known} (or give a .toml path){hint}")
     return parse_suite(builtin.read_text(encoding="utf-8"), name_or_path, builtin.name)
 
 

@@ -87,10 +87,13 @@ class Timing:
     window_calls: int  # calls inside the telemetry window: the kept samples and any beyond max_reps
 
     @classmethod
-    def of(cls, samples: list[float], cv_threshold: float, **fields: Any) -> Timing:
-        """The samples with their summary and stability flag, and the other fields as given."""
+    def of(cls, samples: list[float], cv_threshold: float, min_reps: int = 1, **fields: Any) -> Timing:
+        """The samples with their summary and stability flag, and the other fields as given. Unstable
+        too when the timer stopped at its time limit with fewer than `min_reps` samples (calls slower
+        than predicted): the median of a handful of calls is no figure to trust."""
         summary = summarize(samples)
-        return cls(samples_s=samples, summary=summary, unstable=is_unstable(summary, cv_threshold), **fields)
+        unstable = is_unstable(summary, cv_threshold) or len(samples) < min_reps
+        return cls(samples_s=samples, summary=summary, unstable=unstable, **fields)
 
 
 class WindowSampler(Protocol):
@@ -189,7 +192,6 @@ def measure(
     on_gpu = device.kind == "cuda"
     flush = wants_flush(device, cfg, working_set_bytes)
     chunk = _chunk_cuda if on_gpu else _chunk_host
-
     first_call_s, warm_reps, warmup_s = first_call_and_warm_up(fn, device, cfg.warmup_s, flush, agree)
     per_call_s = warmup_s / warm_reps if warm_reps else first_call_s
 
@@ -237,6 +239,7 @@ def measure(
     return Timing.of(
         samples,
         cfg.cv_threshold,
+        min_reps=cfg.min_reps,
         first_call_s=first_call_s,
         warmup_s=warmup_s,
         warmup_reps=warm_reps,

@@ -10,17 +10,19 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from bench import __version__
+from bench.report import columns as marks
 from bench.report.model import Report, runs_grid, shown_rows
 from bench.report.plots import Plot, all_plots
 from bench.results.identity import device_label
 from bench.results.writer import utc_now
 from bench.text import Grid, cell, plain
+from bench.text import plural as count
 
 # Sorts a table by the clicked column: numbers by value (blanks last), text by locale order.
 SORT_SCRIPT = """
@@ -85,6 +87,7 @@ class HtmlTable:
     title: str
     columns: list[Head]
     rows: list[list[Cell]]
+    legend: list[str] = field(default_factory=list)  # what the marks in its cells mean
 
 
 def _sort_value(value: Any) -> str:
@@ -102,10 +105,11 @@ def family_table(report: Report, index: int) -> HtmlTable:
     for r in t.rows:
         cells = []
         for c in t.columns:
-            status = f"status-{r['status']}" if c.key == "status" else ""
-            cells.append(Cell.of(c.fmt(r.get(c.key)), _sort_value(r.get(c.key)), c.numeric, status))
+            text = c.show(r)
+            extra = f"status-{r['status']}" if c.key == "status" else ("marked" if text != c.fmt(r.get(c.key)) else "")
+            cells.append(Cell.of(text, _sort_value(r.get(c.key)), c.numeric, extra))
         rows.append(cells)
-    return HtmlTable(str(index), t.title, [Head(c.header, c.numeric) for c in t.columns], rows)
+    return HtmlTable(str(index), t.title, [Head(c.header, c.numeric) for c in t.columns], rows, marks.legend(t.rows))
 
 
 def grid_table(grid: Grid, table_id: str) -> HtmlTable:
@@ -157,8 +161,9 @@ def summary(report: Report) -> str:
     """The line under the page's title: records, runs, nodes and devices, and when and by what it was made."""
     nodes = {r.get("hostname") for r in report.records}
     devices = {(r.get("hostname"), device_label(r)) for r in report.records}
-    return (f"{len(report.records)} records from {len(report.runs)} runs on {len(nodes)} node(s) and "
-            f"{len(devices)} device(s); generated {utc_now()} by tokenbench {__version__}")  # fmt: skip
+    return (f"{count(len(report.records), 'record')} from {count(len(report.runs), 'run')} on "
+            f"{count(len(nodes), 'node')} and {count(len(devices), 'device')}; generated {utc_now()} by tokenbench "
+            f"{__version__}")  # fmt: skip
 
 
 def render(report: Report, plots: list[Plot] | None = None) -> str:
@@ -174,6 +179,7 @@ def render(report: Report, plots: list[Plot] | None = None) -> str:
             "maintenance, colocation and measured energy. Full analysis: tokenbench cost RESULTS."
         )
     return env.get_template("report.html.j2").render(
+        headline=report.headline,
         summary=summary(report),
         runs=grid_table(runs_grid(report), "runs"),
         tables=[family_table(report, i) for i in range(len(report.tables))],

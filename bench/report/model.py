@@ -20,24 +20,20 @@ from bench.catalog.prices import Catalog
 from bench.compare import node
 from bench.cost import pricing as costmod
 from bench.cost.subjects import Subject, not_priced, subject_of
+from bench.report import columns as marks
+from bench.report.columns import Col
+from bench.report.headline import headline
+from bench.report.serve import SERVE_COLUMNS, serve_order, serve_row
 from bench.results.identity import device_label
 from bench.results.reader import Run
-from bench.text import Grid, cell, csv_safe, duration, integer, number, percent, usd_compact
+from bench.results.schema import INT_FIELDS
+from bench.text import Grid, cell, csv_safe, duration, integer, number, offer_name, percent, usd_compact
 
-FAMILY_ORDER = ("gemm", "memory", "attention", "collective", "llm")
+FAMILY_ORDER = ("gemm", "memory", "attention", "collective", "llm", "serve")
 FAMILY_TITLES = {"gemm": "GEMM", "memory": "memory bandwidth", "attention": "attention",
-                 "collective": "collectives (nccl-tests definitions)", "llm": "LLM workloads"}  # fmt: skip
-PRICED_KIND = {"decode": "output", "prefill": "input", "train": "trained"}
-
-
-@dataclass(frozen=True)
-class Col:
-    """A column of a family table: the row's key, its header, how a value is shown, and whether it is a number."""
-
-    key: str
-    header: str
-    fmt: Callable[[Any], str] = number
-    numeric: bool = True
+                 "collective": "collectives (nccl-tests definitions)", "llm": "LLM workloads",
+                 "serve": "serving load points (vLLM's metric definitions)"}  # fmt: skip
+PRICED_KIND = {"decode": "output", "prefill": "input", "train": "trained", "serve": "output"}
 
 
 IDENTITY = [
@@ -48,7 +44,11 @@ IDENTITY = [
     Col("label", "config", cell, False),
     Col("status", "status", cell, False),
 ]
-TIMING = [Col("time_median_s", "median", duration), Col("time_cv", "CV", percent)]
+TIMING = [
+    Col("time_median_s", "median", duration, mark=marks.contended),
+    Col("time_cv", "CV", percent, mark=marks.noisy),
+    Col("n_samples", "n", integer),
+]
 POWER = [Col("power_mean_w", "W")]
 FIGURES: dict[str, list[Col]] = {
     "gemm": [*TIMING, Col("tflops", "TFLOP/s"), Col("frac_peak_flops", "% peak", percent), *POWER,
@@ -60,7 +60,7 @@ FIGURES: dict[str, list[Col]] = {
     "collective": [*TIMING, Col("world_size", "ranks"), Col("size_bytes", "size (bytes)", integer),
                    Col("algbw_gb_per_s", "algbw GB/s"), Col("busbw_gb_per_s", "busbw GB/s"),
                    Col("wrong_values", "#wrong", integer)],
-    "llm": [Col("rate_tokens_per_s", "tokens/s", lambda x: number(x, 5)),
+    "llm": [*TIMING, Col("rate_tokens_per_s", "tokens/s", lambda x: number(x, 5)),
             Col("job_tokens_per_s", "job tokens/s", lambda x: number(x, 5)), Col("mfu", "MFU", percent),
             Col("mbu", "MBU", percent),
             Col("ttft_median_s", "TTFT", duration), Col("tpot_median_s", "TPOT", duration),
@@ -68,6 +68,7 @@ FIGURES: dict[str, list[Col]] = {
             Col("usd_per_mtok_owned", "$/Mtok owned", usd_compact),
             Col("usd_per_mtok_rented", "$/Mtok rented", usd_compact),
             Col("rented_offer", "cheapest offer", cell, False)],
+    "serve": SERVE_COLUMNS,
 }  # fmt: skip
 OTHER = [*TIMING, Col("tflops", "TFLOP/s"), Col("gb_per_s", "GB/s"), Col("tokens_per_s", "tokens/s"), *POWER]
 
@@ -85,7 +86,7 @@ class FamilyTable:
         """The table as display strings, for the terminal and Markdown."""
         grid = Grid(self.title, [c.header for c in self.columns], right={c.header for c in self.columns if c.numeric})
         for row in self.rows:
-            grid.add(*(c.fmt(row.get(c.key)) for c in self.columns))
+            grid.add(*(c.show(row) for c in self.columns))
         return grid
 
 
@@ -98,6 +99,7 @@ class Report:
     tables: list[FamilyTable]
     cost: costmod.CostReport | None
     notes: list[str] = field(default_factory=list)
+    headline: str = ""
 
 
 def _record_prices(cost: costmod.CostReport | None, subject: Subject | None) -> dict[str, Any]:
@@ -112,13 +114,31 @@ def _record_prices(cost: costmod.CostReport | None, subject: Subject | None) -> 
             out["usd_per_mtok_owned"] = row["usd_per_mtok"]
         elif row["usd_per_mtok"] < out.get("usd_per_mtok_rented", float("inf")):
             out["usd_per_mtok_rented"] = row["usd_per_mtok"]
-            out["rented_offer"] = f"{row['provider']} {row['term']} ({row.get('price_date')})"
+            out["rented_offer"] = f"{offer_name(row['provider'], row['term'])} ({row.get('price_date')})"
     return out
 
 
 def _row(record: dict[str, Any], prices: dict[str, Any]) -> dict[str, Any]:
     rate = record.get("output_tokens_per_s") or record.get("tokens_per_s")
-    return {**record, "gpu": device_label(record), "rate_tokens_per_s": rate, **prices}
+    extra = serve_row(record) if record.get("family") == "serve" else {}
+    return {**record, "gpu": device_label(record), "rate_tokens_per_s": rate, **extra, **prices}
+
+
+def _suite_order(rows: list[dict[str, Any]]) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
+    """Rows by workload, then each configuration where the suite first ran it (so 32 KiB, 8 MiB, 2 GiB
+    keep the suite's order, not the alphabet's), then node, GPU and run."""
+    first: dict[tuple[str, str], int] = {}
+    for r in rows:
+        key = (str(r["workload"]), str(r.get("label")))
+        seq = r.get("seq")
+        at = seq if isinstance(seq, int) else 1 << 30
+        first[key] = min(first.get(key, at), at)
+
+    def order(r: dict[str, Any]) -> tuple[Any, ...]:
+        wl, label = str(r["workload"]), str(r.get("label"))
+        return wl, first[(wl, label)], label, str(r.get("hostname")), r["gpu"], str(r.get("run_id"))
+
+    return order
 
 
 def family_tables(records: list[dict[str, Any]], prices: list[dict[str, Any]]) -> list[FamilyTable]:
@@ -129,8 +149,7 @@ def family_tables(records: list[dict[str, Any]], prices: list[dict[str, Any]]) -
     tables = []
     for fam in families:
         rows = [r for r in all_rows if str(r.get("family") or "other") == fam]
-        rows.sort(key=lambda r: (str(r["workload"]), str(r.get("label")), str(r.get("hostname")), r["gpu"],
-                                 str(r.get("run_id"))))  # fmt: skip
+        rows.sort(key=serve_order if fam == "serve" else _suite_order(rows))
         figures = [c for c in FIGURES.get(fam, OTHER) if any(r.get(c.key) is not None for r in rows)]
         tables.append(FamilyTable(fam, FAMILY_TITLES.get(fam, fam), [*IDENTITY, *figures], rows))
     return tables
@@ -152,11 +171,14 @@ def price(
 
 
 def priced_subject(cost: costmod.CostReport, gpu: str) -> tuple[Subject, str] | None:
-    """The record each GPU's bars are for: its fastest decode (output tokens), else prefill, else training."""
-    for workload in ("decode", "prefill", "train"):
+    """The record each GPU's bars are for: its fastest serve load point that met its SLO (any load point when none
+    did), else its fastest decode (output tokens), else prefill, else training."""
+    for workload in ("serve", "decode", "prefill", "train"):
         kind = PRICED_KIND[workload]
         rates = [(s, dict(s.bases)[kind]) for s in cost.subjects
                  if s.gpu == gpu and s.workload == workload and kind in dict(s.bases)]  # fmt: skip
+        if workload == "serve":
+            rates = [(s, r) for s, r in rates if getattr(s, "slo_met", None) is not False] or rates
         if rates:
             return max(rates, key=lambda pair: pair[1])[0], kind  # the first of the fastest, as listed
     return None
@@ -176,7 +198,8 @@ def build(runs: list[Run], cat: Catalog) -> Report:
     records = [r for run in runs for r in run.records]
     cost, subjects, notes = price(records, cat)
     tables = family_tables(records, [_record_prices(cost, s) for s in subjects])
-    return Report(runs, records, tables, cost, notes + _notes(runs, records, tables, cost))
+    line = headline([run.state for run in runs], records)
+    return Report(runs, records, tables, cost, notes + _notes(runs, records, tables, cost), line)
 
 
 def _notes(
@@ -192,10 +215,10 @@ def _notes(
             reasons[why] = reasons.get(why, 0) + 1
     notes += [why + (f" ({n} records)" if n > 1 else "") for why, n in reasons.items()]
     shown = {c.key for t in tables for c in t.columns}
-    if any(r["status"] == "ok" for r in records) and not shown & {"frac_peak_flops", "frac_peak_bw", "mfu", "mbu"}:
+    kernels = [r for r in records if r.get("family") in FAMILY_ORDER[:5]]  # the families a peak applies to
+    if any(r["status"] == "ok" for r in kernels) and not shown & {"frac_peak_flops", "frac_peak_bw", "mfu", "mbu"}:
         notes.append("% peak, MFU and MBU are not shown: no device in these results has a vendor peak in the catalog")
-    if any(r.get("unstable") and r["status"] == "ok" for r in records):
-        notes.append("CV above the suite's threshold on some records: their medians are not trustworthy")
+    notes += marks.legend(records)
     for run in runs:  # a run on several GPUs at once: each against its siblings
         threshold = ((run.header or {}).get("node_summary") or {}).get("outlier_threshold")
         summary = node.summarize(run.records, threshold if isinstance(threshold, (int, float)) else 0.05)
@@ -233,4 +256,8 @@ def frame(report: Report) -> pd.DataFrame:
     for t in report.tables:
         for r in t.rows:
             rows.append({"family": csv_safe(t.family), **{c.key: csv_safe(r.get(c.key)) for c in t.columns}})
-    return pd.DataFrame(rows)
+    df = pd.DataFrame(rows)
+    for key in set(INT_FIELDS) & set(df.columns):  # counts stay integers (9, not 9.0) beside empty cells
+        if all(row.get(key) is None or isinstance(row.get(key), int) for row in rows):
+            df[key] = df[key].astype("Int64")
+    return df

@@ -6,9 +6,11 @@ from collections.abc import Iterable
 from typing import Any
 
 from rich.table import Table
+from rich.text import Text
 
+from bench.report.columns import CONTENDED_MARK, NOISY_MARK, is_contended, is_noisy, legend
 from bench.results.identity import rank_label
-from bench.text import duration, integer, number, percent, percent_or_na
+from bench.text import Grid, duration, integer, number, percent, percent_or_na
 
 
 def peak_fraction_text(record: dict[str, Any]) -> str:
@@ -27,7 +29,13 @@ def _status(record: dict[str, Any]) -> str:
 
 def _cv(record: dict[str, Any]) -> str:
     text = percent(record.get("time_cv"))
-    return f"[yellow]{text}![/]" if record.get("unstable") and record["status"] == "ok" else text
+    return f"[yellow]{text}{NOISY_MARK}[/]" if is_noisy(record) and text != "-" else text
+
+
+def _median(record: dict[str, Any]) -> str:
+    """The median, with `~` when the host was busy while it ran (contention slows every call alike)."""
+    text = duration(record.get("time_median_s"))
+    return f"[yellow]{text}{CONTENDED_MARK}[/]" if is_contended(record) and text != "-" else text
 
 
 def _check(record: dict[str, Any]) -> str:
@@ -63,6 +71,7 @@ def llm_table(records: Iterable[dict[str, Any]], title: str | None = None) -> Ta
         "status",
         "median",
         "CV",
+        "n",
         "tokens/s",
         *(("job tokens/s",) if job else ()),
         "MFU",
@@ -80,7 +89,7 @@ def llm_table(records: Iterable[dict[str, Any]], title: str | None = None) -> Ta
         tokens_per_s = r.get("output_tokens_per_s") or r.get("tokens_per_s")
         table.add_row(
             *((rank_label(r),) if ranked else ()),
-            r["workload"], r.get("label", ""), _status(r), duration(r.get("time_median_s")), _cv(r),
+            r["workload"], r.get("label", ""), _status(r), _median(r), _cv(r), number(r.get("n_samples"), 6),
             number(tokens_per_s, 5), *((number(r.get("job_tokens_per_s"), 5),) if job else ()),
             percent_or_na(r.get("mfu")) if r["status"] == "ok" else "-",
             percent_or_na(r.get("mbu")) if "mbu" in r else "-", duration(r.get("ttft_median_s")),
@@ -91,24 +100,29 @@ def llm_table(records: Iterable[dict[str, Any]], title: str | None = None) -> Ta
 
 
 def collective_table(records: Iterable[dict[str, Any]], title: str | None = None) -> Table:
-    """Collectives as nccl-tests shows them: size, time, algbw, busbw and wrong values, per rank."""
+    """Collectives as nccl-tests shows them: size, time, algbw, busbw and wrong values, per rank (the rank
+    column only where the records come from several processes)."""
     records = list(records)
+    ranked = _ranked(records)
     table = Table(title=title, title_justify="left", header_style="bold")
-    for name in ("rank", "workload", "config", "status", "median", "CV", "n", "size", "algbw GB/s", "busbw GB/s",
-                 "#wrong", "check"):  # fmt: skip
+    names = ("workload", "config", "status", "median", "CV", "n", "size", "algbw GB/s", "busbw GB/s", "#wrong", "check")
+    for name in ("rank", *names) if ranked else names:
         left = name in ("rank", "workload", "config", "status", "check")
         table.add_column(name, justify="left" if left else "right", no_wrap=True)
     for r in records:
         table.add_row(
-            rank_label(r), r["workload"], r.get("label", ""), _status(r), duration(r.get("time_median_s")), _cv(r),
+            *((rank_label(r),) if ranked else ()), r["workload"], r.get("label", ""), _status(r), _median(r), _cv(r),
             number(r.get("n_samples"), 6), integer(r.get("size_bytes")), number(r.get("algbw_gb_per_s")),
             number(r.get("busbw_gb_per_s")), number(r.get("wrong_values"), 6), _check(r),
         )  # fmt: skip
     return table
 
 
-def results_tables(records: Iterable[dict[str, Any]], title: str | None = None) -> list[Table]:
-    """The kernel table, then the collectives and the LLM tables where there are such records."""
+def results_tables(
+    records: Iterable[dict[str, Any]], title: str | None = None, width: int | None = None
+) -> list[Table]:
+    """The kernel table, then the collectives and the LLM tables where there are such records; with a
+    `width`, each made to fit it as `report` does (bench/report/terminal.py: no figure or header cut)."""
     records = list(records)
     groups = [
         (results_table, [r for r in records if r.get("family") not in ("llm", "collective")]),
@@ -119,7 +133,21 @@ def results_tables(records: Iterable[dict[str, Any]], title: str | None = None) 
     for make, rows in groups:
         if rows:
             tables.append(make(rows, None if tables else title))
-    return tables
+    if width is None:
+        return tables
+    from bench.report.terminal import fit
+
+    return [part for t in tables for part in fit(_grid(t), width)]
+
+
+def _grid(table: Table) -> Grid:
+    """A Rich table as a Grid of its plain text (right-justified columns are its figures)."""
+    columns = [str(c.header) for c in table.columns]
+    grid = Grid(str(table.title or ""), columns, right={str(c.header) for c in table.columns if c.justify == "right"})
+    cells = [[x.plain if isinstance(x, Text) else Text.from_markup(str(x)).plain for x in c._cells]
+             for c in table.columns]  # fmt: skip
+    grid.rows = [list(row) for row in zip(*cells, strict=True)]
+    return grid
 
 
 def results_table(records: Iterable[dict[str, Any]], title: str | None = None) -> Table:
@@ -149,7 +177,7 @@ def results_table(records: Iterable[dict[str, Any]], title: str | None = None) -
             r["workload"],
             r.get("label", ""),
             _status(r),
-            duration(r.get("time_median_s")),
+            _median(r),
             _cv(r),
             number(r.get("n_samples"), 6),
             number(r.get("tflops")),
@@ -165,8 +193,7 @@ def notes(records: Iterable[dict[str, Any]]) -> list[str]:
     """Lines to print under the table: why records were skipped or failed, what '!' means."""
     records = list(records)
     lines = [f"{r['status']}: {r['workload']} {r.get('label', '')}: {r['reason']}" for r in records if r.get("reason")]
-    if any(r.get("unstable") and r["status"] == "ok" for r in records):
-        lines.append("! CV above the suite's threshold: the median is not trustworthy; rerun on a quiet machine")
+    lines += legend(records)
     if any(r.get("energy_disagrees") for r in records):
         lines.append("? the energy counter and integrated power disagree by over 10%: distrust that energy figure")
     if _has_energy(records):

@@ -33,6 +33,10 @@ class ResultsError(ValueError):
     """A results file that cannot be read; the message names the file and line."""
 
 
+# Files beside a run that are not records: `tokenbench serve`'s per-request lines.
+SIDECARS = (".requests.jsonl",)
+
+
 def _row(path: Path, lineno: int, line: str) -> dict[str, Any]:
     """One line of a records file as a record, checked against the schema; errors name file and line."""
     try:
@@ -130,7 +134,7 @@ def _folder_files(folder: Path, limit: int, say: Say) -> list[Path]:
     """The records files found under `folder`, a `reference` folder below it left out (baselines join
     a report only when named); what is there but not a regular file within the limit is skipped."""
     found = [f for f in sorted(folder.rglob("*.json*")) if REFERENCE_DIR not in f.relative_to(folder).parts[:-1]]
-    records = [f for f in found if f.suffix == ".jsonl" and _admit(f, limit, say)]
+    records = [f for f in found if f.suffix == ".jsonl" and not f.name.endswith(SIDECARS) and _admit(f, limit, say)]
     # a .json beside no .jsonl is no run header: it may be a pytest-benchmark file (--benchmark-autosave)
     # (in a .benchmarks folder it is one even when damaged: then reading it says what is wrong)
     others = [f for f in found if f.suffix == ".json" and not f.with_suffix(".jsonl").exists()]

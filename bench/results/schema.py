@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from bench.errors import first_error
 from bench.results import files
 from bench.results.host_fields import HOST_BOOL, HOST_FIELDS, HOST_INT, HOST_STR
-from bench.results.serve_fields import SERVE_BOOL, SERVE_FIELDS, SERVE_INT, SERVE_STR
+from bench.results.serve_fields import SERVE_BOOL, SERVE_DICT, SERVE_FIELDS, SERVE_INT, SERVE_STR
 
 SCHEMA_VERSION = 1
 STATUSES = ("ok", "skipped", "failed")
@@ -71,7 +71,8 @@ FIELDS: dict[str, str] = {
     "time_stdev_s": "sample standard deviation (n-1) of samples_s; null when n = 1",
     "time_cv": "coefficient of variation, time_stdev_s / time_mean_s",
     "cv_threshold": "CV above which the record is flagged unstable",
-    "unstable": "true when time_cv > cv_threshold (or cannot be computed): do not trust the median",
+    "unstable": "true when time_cv > cv_threshold (or cannot be computed), or when the timer stopped at its "
+    "time limit with fewer than the suite's min_reps samples: do not trust the median",
     "flops": "analytic floating-point operations of one call (null where not meaningful)",
     "bytes": "analytic bytes one call must move to or from device memory",
     "tokens": "tokens processed by one call (null for kernels without tokens)",
@@ -100,18 +101,26 @@ FIELDS: dict[str, str] = {
     "model_params": "parameters of the model as run",
     "model_matmul_params": "parameters that take part in a matmul per token (all but norms and the input embedding)",
     "compute_dtype": "dtype the model computed in (bf16 autocast for training on a GPU)",
-    "flops_per_token": "model FLOPs per token (PaLM appendix B; causal attention pairs counted once)",
-    "mfu": "model FLOPs utilisation: flops_per_token x tokens/s / dense peak of compute_dtype (null: peak unknown)",
+    "flops_per_token": "model FLOPs per token (PaLM appendix B) counting every attention pair, as torchtitan, nanoGPT, "
+    "Megatron-LM and PaLM do (train: 6N + 12·L·H·Q·T)",
+    "flops_per_token_causal": "model FLOPs per token counting only the unmasked (causal) attention pairs, once each "
+    "(train: 6N + 6·L·H·Q·(T+1)); the record's flops counts these",
+    "mfu": "model FLOPs utilisation as published (torchtitan, nanoGPT, Megatron-LM, PaLM): flops_per_token x tokens/s "
+    "/ dense peak of compute_dtype; the tables show this one (null: peak unknown)",
+    "mfu_causal": "MFU counting only the causal half of the attention scores: flops_per_token_causal x tokens/s / "
+    "dense peak (null: peak unknown); below mfu by attention's share",
     "compile_s": "LLM workloads with compile=true: the first call, which compiles (never inside the samples)",
     "loss": "train: cross-entropy of the last timed step; the batch is the same every step, so it falls as the "
     "model memorises it: a finiteness check, not a quality figure",
     "output_tokens_per_s": "decode: B x new tokens / median end-to-end time of a batch",
-    "per_user_tokens_per_s": "decode: 1 / median TPOT, the interactivity one user sees",
-    "ttft_median_s": "decode: time to first token (prefill and the first greedy choice); also _p90_s, _p99_s",
-    "tpot_median_s": "decode: time per output token after the first, (e2e - TTFT) / (M - 1); also _p90_s, _p99_s",
-    "itl_median_s": "decode: gaps between consecutive tokens, pooled over calls; also _p90_s, _p99_s",
+    "per_user_tokens_per_s": "decode and serve: 1 / median TPOT, the interactivity one user sees",
+    "ttft_median_s": "decode and serve: time to first token (prefill and the first greedy choice); also _p90_s, _p99_s",
+    "tpot_median_s": "decode and serve: time per output token after the first, (e2e - TTFT) / (M - 1); also "
+    "_p90_s, _p99_s",
+    "itl_median_s": "decode and serve: gaps between consecutive tokens, pooled over calls; also _p90_s, _p99_s",
     "e2e_median_s": "decode: start of a batch to its last token; also _p90_s, _p99_s",
-    "decode_step_bytes": "decode: bytes a step must move: every weight once plus the KV cache at the mean context",
+    "decode_step_bytes": "decode: bytes a step must move: every weight a token multiplies once (not the input "
+    "embedding table, a lookup that reads one row per token) plus the KV cache at the mean context",
     "mbu": "decode: model bandwidth utilisation, decode_step_bytes / median TPOT / peak bandwidth (null: unknown)",
     "kernel": "the implementation that ran, where the workload can tell (e.g. sdpa:flash_attention)",
     "check_passed": "true when the output matched the reference within tolerance",
@@ -177,6 +186,7 @@ FIELDS: dict[str, str] = {
 CORE_FIELDS = dict(FIELDS)  # results/README.md documents these and the host fields
 FIELDS.update(HOST_FIELDS)  # the host's state during the window (bench/results/host_fields.py)
 FIELDS.update(SERVE_FIELDS)  # serving load points (bench/results/serve_fields.py, bench/serve/README.md)
+FIELDS.update(SERVE_DICT)
 
 
 def documented(key: str) -> bool:
@@ -211,7 +221,7 @@ def _field_type(key: str) -> Any:
         return str
     if key == "samples_s":
         return list[Annotated[float, Field(gt=0)]]  # a timed call takes some time
-    if key == "clock_event_shares":
+    if key == "clock_event_shares" or key in SERVE_DICT:
         return dict[str, float]
     return float
 

@@ -24,6 +24,7 @@ class RequestSpec:
     input_tokens: int  # known prompt length in tokens (from the tokenizer, or the dataset's count)
     max_tokens: int  # requested output length
     ignore_eos: bool = False
+    prompt_text: str | None = None  # a token-id prompt decoded to text, for chat endpoints (which take text only)
 
 
 @dataclass
@@ -36,13 +37,15 @@ class RequestResult:
     ok: bool = False
     error: str | None = None  # one line: "HTTP 429: ...", "timed out after 600 s", "stream ended early", ...
     http_status: int | None = None
-    ttft_s: float | None = None  # first content chunk's arrival - sent_s
-    e2el_s: float | None = None  # last chunk's arrival (or [DONE]) - sent_s
-    chunk_times_s: list[float] = field(default_factory=list)  # arrival of each content chunk - sent_s
+    ttft_s: float | None = None  # first chunk's arrival (an event with choices, as vLLM) - sent_s
+    e2el_s: float | None = None  # last chunk's arrival (an event with choices, not [DONE]) - sent_s
+    chunk_times_s: list[float] = field(default_factory=list)  # arrival of each event with choices - sent_s
     input_tokens: int | None = None  # usage.prompt_tokens where sent, else the dataset's count
+    input_tokens_source: Literal["usage", "nominal"] = "nominal"  # nominal: the dataset's count (words for text)
     output_tokens: int | None = None
     output_tokens_source: TokenSource | None = None
     generated_text: str = ""
+    done_s: float | None = None  # when it ended, relative to t0, failed or not (for concurrency and the sidecar)
 
     @property
     def queue_s(self) -> float:
@@ -58,7 +61,7 @@ class RequestResult:
 
     @property
     def itl_s(self) -> list[float]:
-        """vLLM's ITL: the gaps between consecutive streamed chunks (one per chunk after the first)."""
+        """vLLM's ITL: the gaps between consecutive chunks with choices (one per chunk after the first)."""
         t = self.chunk_times_s
         return [b - a for a, b in itertools.pairwise(t)]
 
@@ -104,21 +107,27 @@ class LoadPointStats:
     failed: int
     input_tokens: int  # over completed requests
     output_tokens: int
-    output_tokens_source: str  # usage | counted | mixed
+    output_tokens_source: str  # usage | counted | mixed | none (nothing completed)
     request_throughput: float  # completed / duration_s
     output_throughput: float  # output_tokens / duration_s
     total_token_throughput: float  # (input_tokens + output_tokens) / duration_s
-    max_concurrent_requests: int  # most requests in flight at once, as observed
+    max_concurrent_requests: int  # vLLM's peak: most successful requests in flight at once, [sent, sent + E2EL)
     ttft: Distribution
     tpot: Distribution
     itl: Distribution
     e2el: Distribution
-    queue: Distribution
+    queue: Distribution  # only under --max-concurrency (empty otherwise: the wait is send lateness, not queue)
+    input_tokens_source: str = "nominal"  # usage | nominal | mixed | none
+    max_output_tokens_per_s: float | None = None  # vLLM's peak: most chunks in one 1 s bucket
     slo: Slo | None = None
     good_requests: int | None = None  # completed requests that met every SLO bound
     goodput: float | None = None  # good_requests / duration_s (requests/s)
     client_lag_max_s: float | None = None  # event-loop lag: most a due timer fired late
     client_lag_p99_s: float | None = None
     client_cpu_s: float | None = None  # the client's CPU time (user + sys) during the load
-    client_limited: bool = False  # True when the client, not the server, may have limited the rate
+    client_limited: bool = False  # True when the client's own work limited the rate
     client_limited_reason: str | None = None
+    contended: bool = False  # True when other processes on the host starved the client
+    contention_reason: str | None = None
+    send_late_max_s: float | None = None  # without a cap: how late requests were sent after their due time
+    send_late_p99_s: float | None = None

@@ -37,7 +37,7 @@ def test_a_good_gpu_passes_every_rule_it_can_be_judged_on():
     assert got[("GPU 0", "checks")][0] == got[("GPU 0", "gemm")][0] == got[("GPU 0", "bandwidth")][0] == "PASS"
     assert got[("GPU 0", "health")] == ("PASS", "no memory fault, no hardware slowdown")
     assert got[("GPU 0", "reference")][0] == got[("GPU 0", "outlier")][0] == "N/A"
-    assert got[("node", "verdict")] == ("PASS", "node n1: PASS (1 of 1 GPU(s) pass)")
+    assert got[("node", "verdict")] == ("PASS", "node n1: PASS (1 of 1 GPU pass)")
 
 
 def test_a_wrong_answer_fails_whatever_the_speed():
@@ -45,7 +45,7 @@ def test_a_wrong_answer_fails_whatever_the_speed():
               reason="output check failed: error 16.2 > tolerance 0.04 (max|C-C_ref|/rms(C_ref))")  # fmt: skip
     got = findings([bad])
     verdict, detail = got[("GPU 0", "checks")]
-    assert verdict == "FAIL" and "1 measurement(s) failed" in detail and "error 16.2 > tolerance" in detail
+    assert verdict == "FAIL" and "1 measurement failed" in detail and "error 16.2 > tolerance" in detail
     assert got[("GPU 0", "verdict")][0] == "FAIL" and got[("node", "verdict")][0] == "FAIL"
 
 
@@ -88,7 +88,7 @@ def test_a_gpu_under_its_nodes_median_is_an_outlier():
     got = findings(records)
     assert got[("GPU 3", "outlier")][0] == "FAIL" and "12.2%" in got[("GPU 3", "outlier")][1]
     assert got[("GPU 0", "outlier")][0] == "PASS" and got[("GPU 0", "verdict")][0] == "PASS"
-    assert got[("node", "verdict")] == ("FAIL", "node n1: FAIL (3 of 4 GPU(s) pass; failing: GPU 3)")
+    assert got[("node", "verdict")] == ("FAIL", "node n1: FAIL (3 of 4 GPUs pass; failing: GPU 3)")
 
 
 def test_collective_bus_bandwidth_against_the_fabric():

@@ -47,7 +47,7 @@ def test_quick_on_the_cpu_passes_with_what_it_could_not_judge(tmp_path):
     acceptance = header(tmp_path)["acceptance"]
     assert acceptance["verdict"] == "PASS" and acceptance["profile"] == "quick"
     (node,) = acceptance["nodes"]
-    assert f"node {node['node']}: PASS (1 of 1 GPU(s) pass)" in result.output
+    assert f"node {node['node']}: PASS (1 of 1 GPU pass)" in result.output
     rules = {f["rule"]: f["verdict"] for f in node["gpus"][0]["findings"]}
     assert rules["checks"] == "PASS" and rules["gemm"] == rules["bandwidth"] == "N/A"
 
@@ -125,7 +125,7 @@ def test_a_corrupted_collective_rank_fails_the_node(tmp_path):
                            "--out", str(tmp_path / "out"), "--dist-timeout-s", "60"],
                           capture_output=True, text=True, timeout=180, cwd=ROOT)  # fmt: skip
     assert proc.returncode == 1, proc.stdout + proc.stderr
-    assert "node " in proc.stdout and ": FAIL (1 of 2 GPU(s) pass; failing: rank 1)" in proc.stdout
+    assert "node " in proc.stdout and ": FAIL (1 of 2 GPUs pass; failing: rank 1)" in proc.stdout
     gpus = {g["gpu"]: g for g in header(tmp_path)["acceptance"]["nodes"][0]["gpus"]}
     checks = {gpu: next(f for f in g["findings"] if f["rule"] == "checks") for gpu, g in gpus.items()}
     assert checks["rank 0"]["verdict"] == "PASS" and checks["rank 1"]["verdict"] == "FAIL"

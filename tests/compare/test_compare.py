@@ -134,7 +134,11 @@ def test_runs_with_nothing_in_common_exit_2_with_the_reason(tmp_path):
     b, c = pair(tmp_path, {}, {"workload_version": 2})
     result = invoke(str(b), str(c))
     assert result.exit_code == 2
-    assert result.output.strip().splitlines()[-1].startswith("tokenbench: error: nothing compared: no configuration")
+    printed = result.output.strip().splitlines()
+    assert printed[0].startswith("tokenbench: error: nothing compared: no configuration was measured in both")
+    assert "(6 configurations on one side only or of another workload version)" in printed[0]
+    assert printed[-1].startswith("verdict: nothing compared: 6 configurations on 1 GPU, candidate ")
+    assert printed[-1].endswith(": 6 MISSING")
 
 
 def test_a_baseline_with_both_versions_is_matched_on_the_candidates(tmp_path):
@@ -195,7 +199,7 @@ def test_a_run_given_on_both_sides_stays_in_the_candidate(tmp_path):
     write_run(tmp_path / "all", "ref")
     write_run(tmp_path / "all" / "node7", "node7", seed=2)
     result = compare(read_runs(tmp_path / "all"), read_runs(tmp_path / "all" / "node7"))
-    assert "1 run(s) given as both baseline and candidate" in result.notes[0]
+    assert "1 run given as both baseline and candidate" in result.notes[0]
     assert {c.baseline_records for c in result.comparisons} == {1}
 
 
@@ -211,7 +215,7 @@ def test_per_gpu_verdicts_name_the_slowest_gpu(tmp_path):
     assert slowest.gpu == "node7 cuda:2 GPU-node7-2" and slowest.node == "node7"
     # geometric mean over the six configurations: two slowed, four unchanged
     assert slowest.geomean_change == pytest.approx(geomean([1.12, 1.08, 1, 1, 1, 1]) - 1)
-    assert slowest.counts == {"PASS": 4, "WARN": 0, "FAIL": 2, "MISSING": 0, "NEW": 0}
+    assert slowest.counts == {"PASS": 4, "WARN": 0, "FAIL": 2, "MISSING": 0, "NEW": 0, "SKIP": 0}
 
 
 def test_no_slowest_gpu_is_named_when_none_is_slower(tmp_path):
@@ -267,12 +271,16 @@ def test_cli_exit_codes_gate_ci(tmp_path):
     b, c = pair(tmp_path, {}, {})
     same = invoke(str(b), str(c))
     assert same.exit_code == 0, same.output
-    assert "verdict: PASS (6 PASS; 1 GPU)" in same.output
+    assert (
+        same.output.strip().splitlines()[-1]
+        == f"verdict: PASS: 6 configurations on 1 GPU, candidate {c} against baseline {b}: 6 PASS"
+    )
     slow = tmp_path / "slow"
     write_run(slow, "node", slowdown={GEMM: 0.10}, seed=3)
     failed = invoke(str(b), str(slow))
     assert failed.exit_code == 1
-    assert "verdict: FAIL (5 PASS, 1 FAIL; 1 GPU)" in failed.output
+    assert failed.output.strip().splitlines()[-1].startswith("verdict: FAIL: 6 configurations on 1 GPU, candidate ")
+    assert failed.output.strip().endswith(": 5 PASS, 1 FAIL")
 
 
 def test_cli_json_and_markdown(tmp_path):
@@ -333,8 +341,10 @@ def test_reference_is_picked_by_the_candidates_gpu_model(tmp_path):
     result = invoke("--reference", str(cand), "--reference-dir", str(refs))
     assert result.exit_code == 1, result.output
     assert "baseline: reference H100-SXM measured 2026-11-01 by tokenbench tests" in result.output
-    assert "6 record(s) not from a H100-SXM left out of the reference" in result.output
-    assert "verdict: FAIL (5 PASS, 1 FAIL; 1 GPU)" in result.output
+    assert "6 records not from a H100-SXM left out of the reference" in result.output
+    assert result.output.strip().endswith(
+        "by tokenbench tests on hand-made records (tests/support/handmade.py), not a measurement: 5 PASS, 1 FAIL"
+    )
 
 
 def test_hostile_provenance_text_is_printed_as_plain_text(tmp_path):

@@ -128,8 +128,8 @@ def test_table_names_records_not_priced_and_projects_training_from_measured_mfu(
     args = [str(results), "--catalog", str(catalog), "--site", str(site)]
     result = invoke(*args, "--train-params", "1e9", "--train-tokens", "1e12", "--train-gpus", "8")
     assert result.exit_code == 0, result.output
-    assert "not priced: 1 record(s): a kernel benchmark (no tokens to price)" in result.stdout
-    assert "not priced: 1 record(s): status failed" in result.stdout
+    assert "not priced: 1 record: a kernel benchmark (no tokens to price)" in result.stdout
+    assert "not priced: 1 record: status failed" in result.stdout
     assert "not a catalog GPU" in result.stdout
     assert "per useful GPU-hour, amortised at 50%" in result.stdout  # the projection says how it is priced
     doc = json.loads(invoke(*args, "--format", "json", "--train-params", "1e9", "--train-tokens", "1e12",
@@ -188,14 +188,18 @@ def test_results_with_nothing_priceable_say_why(measured):
     (results / "r1.jsonl").write_text(json.dumps(rec(0, workload="train", tokens_per_s=9.0, device_name="cpu")) + "\n")
     result = invoke(str(results))
     assert result.exit_code == 2
-    assert "no record could be priced: not a catalog GPU" in result.output
+    assert result.output == (
+        "tokenbench: error: nothing to price: 1 record skipped: 1 on a device that is not a catalog GPU "
+        "(no catalog entry matches 'cpu')\n"
+    )
 
 
 def test_rate_mode_projection_needs_an_mfu():
     args = ["--gpu", "H100-SXM", "--tokens-per-s", "1557", "--train-params", "8e9", "--train-tokens", "15e12",
             "--train-gpus", "1024"]  # fmt: skip
-    result = invoke(*args)
-    assert result.exit_code == 0 and "no training record with an MFU; pass --mfu" in result.output
+    result = invoke(*args)  # the projection asked for cannot be made: a one-line error, not a warning
+    assert result.exit_code == 2 and "no training record with an MFU; pass --mfu" in result.output
+    assert result.output.count("\n") == 1
     doc = json.loads(invoke(*args, "--mfu", "0.38", "--format", "json").stdout)
     assert doc["gpus"]["H100-SXM"]["projection"]["days"] == pytest.approx(21.654, rel=1e-4)
 

@@ -59,9 +59,10 @@ def test_life_and_residual_and_a_falling_rent(bare):
     # owning wins by 2 cents an hour; renting wins once rents fall faster than 21% a year
     decision = doc["gpus"]["H100-SXM"]["decision"]
     assert decision["owning_wins"] and decision["break_even_decline"] == pytest.approx(0.21295, abs=1e-4)
-    first = text.splitlines()[0]
-    assert first.startswith("Decision: H100-SXM: owning is cheaper: owned $1.6285 against rented $1.6495")
-    assert doc["headline"][0] == text.splitlines()[0]
+    cheapest, first = text.splitlines()[:2]  # the $/Mtok headline, then the decision
+    assert cheapest.startswith("H100-SXM, given rate: cheapest: ")
+    assert first.startswith("Decision: H100-SXM: owning is cheaper: owned $1.63 against rented $1.65")
+    assert doc["headline"][:2] == text.splitlines()[:2]
     years = doc["gpus"]["H100-SXM"]["years"]
     assert years["offer"] == "given" and years["overtakes_year"] == 3  # your quote is the one compared with
     assert years["rented_pv_usd"] == pytest.approx(35_935.09, rel=1e-4)
@@ -95,8 +96,8 @@ def test_a_fleet_of_two_gigawatts_and_a_contract(bare, tmp_path):
 
 def test_default_output_gains_only_the_headline_and_the_new_columns():
     text, doc = run(["--gpu", "H100-SXM", "--tokens-per-s", "1557", "--usd-per-gpu-hour", "1.30"])
-    first = text.splitlines()[0]
-    assert first.startswith("Decision: H100-SXM: renting is cheaper: owned $3.6776 against rented $1.3000")
+    first = text.splitlines()[1]  # under the $/Mtok headline
+    assert first.startswith("Decision: H100-SXM: renting is cheaper: owned $3.68 against rented $1.30")
     assert "It flips with the rent above $3.68/GPU-hour" in first
     assert "profile enterprise (the default)" in text and doc["profile"] == "enterprise"
     assert "Over the life" not in text and "Year by year" not in text  # only with a life option

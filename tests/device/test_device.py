@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from bench.device import base as devmod
-from bench.device import nvml
+from bench.device import cpuinfo, nvml
 from bench.device.base import CudaDevice, DeviceError, detect
 from bench.measure import provenance as env
 
@@ -42,7 +42,7 @@ def test_gpu_present_but_unusable_is_said(monkeypatch):
     dev = detect()
     assert dev.kind == "cpu"
     (note,) = dev.notes
-    assert "GPU present but unusable" in note and "8 NVIDIA GPU(s)" in note and "CPU-only build" in note
+    assert "GPU present but unusable" in note and "8 NVIDIA GPUs" in note and "CPU-only build" in note
 
 
 def test_no_gpu_no_note(monkeypatch):
@@ -181,7 +181,7 @@ def test_gpu_presence_from_device_files_and_the_cpu_name_fallback(monkeypatch):
     def no_cpuinfo(*args, **kwargs):
         raise OSError("no /proc here")
 
-    monkeypatch.setattr(devmod, "open", no_cpuinfo, raising=False)
-    monkeypatch.setattr(devmod.platform, "processor", lambda: "")
-    monkeypatch.setattr(devmod.platform, "machine", lambda: "aarch64")
+    monkeypatch.setattr(cpuinfo, "open", no_cpuinfo, raising=False)
+    monkeypatch.setattr(cpuinfo.platform, "processor", lambda: "")
+    monkeypatch.setattr(cpuinfo.platform, "machine", lambda: "aarch64")
     assert devmod.cpu_model_name() == "aarch64"

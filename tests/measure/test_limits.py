@@ -29,16 +29,16 @@ def test_nproc_on_the_cpu_is_bounded_by_the_usable_cpus():
     assert limits.nproc_refusal(4, "cpu", cpus=1) is None  # a few ranks a core: the several-process tests
     assert limits.nproc_refusal(8, "cpu", cpus=2) is None
     assert limits.nproc_refusal(1000, "cpu", cpus=2) == (
-        "--nproc 1000: this process may use 2 CPU(s); run at most 8 processes on the CPU"
+        "--nproc 1000: this process may use 2 CPUs; run at most 8 processes on the CPU"
     )
     assert limits.nproc_refusal(5, "cpu", cpus=1) == (
-        "--nproc 5: this process may use 1 CPU(s); run at most 4 processes on the CPU"
+        "--nproc 5: this process may use 1 CPU; run at most 4 processes on the CPU"
     )
 
 
 def test_nproc_on_gpus_is_bounded_by_the_visible_gpus():
     assert limits.nproc_refusal(8, "cuda", gpus=8) is None
-    assert limits.nproc_refusal(9, "cuda", gpus=8) == "--nproc 9: torch sees 8 GPU(s); one process per GPU"
+    assert limits.nproc_refusal(9, "cuda", gpus=8) == "--nproc 9: torch sees 8 GPUs; one process per GPU"
 
 
 def test_nproc_defaults_to_what_this_machine_has():

@@ -113,7 +113,8 @@ def test_a_full_disk_keeps_whole_records_and_says_why_in_one_line(tmp_path):
                           cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, preexec_fn=small_disk,
                           capture_output=True, text=True, timeout=120)  # fmt: skip
     assert proc.returncode == 1, proc.stdout + proc.stderr
-    (line,) = proc.stderr.strip().splitlines()  # one line, no traceback
+    *said, line = proc.stderr.strip().splitlines()  # the run's title and notes, then the error in one line
+    assert all(not x.startswith("tokenbench: error") for x in said) and "Traceback" not in proc.stderr
     assert line.startswith("tokenbench: error: ") and "cannot write record" in line and "(File too large)" in line
     data = next(out.glob("*.jsonl")).read_bytes()
     assert data.endswith(b"\n") and all(json.loads(x) for x in data.splitlines())  # no torn line

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import threading
 
 import pytest
 import torch
@@ -16,7 +18,7 @@ from bench.measure.suites import Entry
 from bench.measure.timing import TimerConfig
 from bench.results.schema import check_record, documented
 from bench.results.writer import RunWriter
-from tests.support.fakes import Fake
+from tests.support.fakes import Fake, FakeCase
 from workloads import get
 from workloads.base import Counts
 
@@ -194,3 +196,27 @@ def test_record_statistics_are_the_summary_of_its_samples(cpu, tmp_path):
     s = summarize(rec["samples_s"])
     got = [rec[f"time_{k}_s"] for k in ("median", "mean", "p5", "p95", "min", "max", "stdev")] + [rec["time_cv"]]
     assert got == [s.median, s.mean, s.p5, s.p95, s.min, s.max, s.stdev, s.cv]
+
+
+def test_every_call_of_a_workload_runs_in_the_calling_thread(cpu, tmp_path):
+    """No thread of its own: a second thread would bring a second OpenMP team competing for the cores."""
+    where: list[tuple[str, bool]] = []
+
+    class SpyCase(FakeCase):
+        def run(self) -> object:
+            where.append(("run", threading.current_thread() is threading.main_thread()))
+            return super().run()
+
+    class ThreadSpy(Fake):
+        @contextlib.contextmanager
+        def prepare(self, p, device, seed):
+            where.append(("prepare", threading.current_thread() is threading.main_thread()))
+            yield SpyCase(p)
+
+    assert threading.current_thread() is threading.main_thread()
+    w = ThreadSpy()
+    r = Runner(cpu, RunWriter(tmp_path, "r", {}), {}, seed=0)
+    recs = r.run([Entry(w, w.parse({}), FAST)] * 2)
+    assert [rec["status"] for rec in recs] == ["ok", "ok"]
+    assert [x for x, _ in where].count("prepare") == 2 and [x for x, _ in where].count("run") >= 2 * FAST.min_reps
+    assert all(main for _, main in where)

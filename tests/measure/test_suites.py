@@ -199,3 +199,13 @@ def test_a_suite_size_of_inf_is_refused():
         parse_suite('[[bench]]\nworkload = "copy"\nparams = { size_mib = inf }\n', "bad", "bad.toml")
     with pytest.raises(SuiteError, match=r"--workload 'copy:size_mib=inf': copy: size_mib: Input should be a finite"):
         select(parse_suite(SUITE, "t", "t.toml"), ["copy:size_mib=inf"])
+
+
+def test_a_folder_named_like_a_builtin_suite_does_not_hide_it(tmp_path, monkeypatch):
+    """`tokenbench run --suite smoke --out smoke`: the results folder is not a suite file."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "smoke").mkdir()
+    assert load_suite("smoke").name == "smoke" and load_suite("smoke").entries
+    (tmp_path / "mine").mkdir()
+    with pytest.raises(SuiteError, match="suite file 'mine' does not exist"):
+        load_suite("mine")

@@ -440,3 +440,16 @@ def test_a_suite_timer_of_1e308_is_one_line() -> None:
     with pytest.raises(SuiteError) as e:
         parse_suite('[timer]\nwarmup_s = 1e308\n[[bench]]\nworkload = "copy"\n', "t", "t.toml")
     assert str(e.value) == "suite t.toml: timer.warmup_s: Input should be less than or equal to 3600"
+
+
+def test_a_timing_short_of_its_minimum_samples_is_unstable_whatever_its_cv():
+    """Calls slower than predicted: the timer stops at max_time_s with 7 of 20 samples. Steady as they
+    are (CV 0), seven calls are no figure to pass unflagged."""
+    from bench.measure.timing import Timing
+
+    steady = [3.49] * 7
+    rest = {"first_call_s": 5.0, "warmup_s": 3.5, "warmup_reps": 1, "sampling_wall_s": 24.4,
+            "timer": "perf_counter", "l2_flushed": False, "window_calls": 7}  # fmt: skip
+    assert Timing.of(steady, 0.05, min_reps=20, **rest).unstable is True
+    assert Timing.of(steady, 0.05, min_reps=7, **rest).unstable is False
+    assert Timing.of(steady, 0.05, **rest).unstable is False  # min_reps defaults to 1

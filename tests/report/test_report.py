@@ -79,7 +79,7 @@ def test_dollars_per_mtok_by_hand(node):
     cheapest = min(per_useful, key=per_useful.__getitem__)
     assert r["usd_per_mtok_rented"] == pytest.approx(per_useful[cheapest] / (tps * 3600 / 1e6))
     offer = next(o for o in cat.offers_for("H100-SXM") if o.id == cheapest)
-    assert r["rented_offer"] == f"{offer.provider} {offer.term} ({offer.date})"
+    assert r["rented_offer"] == f"{offer.name} ({offer.date})"
     from bench.cost.pricing import owned_for
     from bench.cost.subjects import Power
 
@@ -113,7 +113,7 @@ def test_markdown_shows_hostile_text_as_text(tmp_path):
     result = invoke(str(tmp_path), "--format", "md")
     assert result.exit_code == 0, result.output
     assert not re.search(r"(?<!\\)\]\(", result.output) and "<b>" not in result.output  # no link, no tag
-    line = next(ln for ln in result.output.splitlines() if "javascript" in ln)
+    line = next(ln for ln in result.output.splitlines() if "javascript" in ln and ln.startswith("|"))
     assert r"a\|b" in line and r"\[x\]" in line and "&lt;b&gt;" in line
     unescaped_pipes = len(re.findall(r"(?<!\\)\|", line))
     header = next(ln for ln in result.output.splitlines() if ln.startswith("| node |"))
@@ -143,8 +143,9 @@ def test_html_escapes_every_string_and_runs_only_its_own_script(tmp_path):
 def test_every_plot_is_drawn_for_gpu_results_as_valid_svg(node):
     rep = build(read_runs(node), prices.packaged())
     plots = all_plots(rep.records, rep.cost)
-    assert [p.key for p in plots] == ["interactivity", "roofline", "cost", "energy"]
-    for p in plots:
+    assert [p.key for p in plots] == ["interactivity", "serving", "roofline", "cost", "energy"]
+    assert plots[1].svg is None and plots[1].reason == "no serve load point with tokens/s per user and per GPU"
+    for p in plots[:1] + plots[2:]:
         assert p.svg is not None, p.reason
         assert ElementTree.fromstring(p.svg).tag.endswith("svg")
 
@@ -161,7 +162,7 @@ def test_a_plot_with_nothing_to_draw_says_why(tmp_path):
 def test_a_dollar_in_a_label_is_not_mathtext(tmp_path):
     write_run(tmp_path, "cost$1$node", label=r"$\frac{$")
     rep = build(read_runs(tmp_path), prices.packaged())
-    assert all(p.svg for p in all_plots(rep.records, rep.cost))
+    assert all(p.svg for p in all_plots(rep.records, rep.cost) if p.key != "serving")
 
 
 def test_cli_writes_the_html_page_and_prints_the_tables(node, tmp_path):
@@ -232,7 +233,7 @@ def test_odd_but_valid_values_never_break_the_plots(tmp_path, monkeypatch):
     import bench.report.plots as rp
 
     monkeypatch.setattr(rp, "energy_per_token", lambda records: 1 / 0)
-    energy = all_plots(rep.records, rep.cost)[3]
+    energy = {p.key: p for p in all_plots(rep.records, rep.cost)}["energy"]
     assert energy.svg is None and energy.reason == "could not be drawn: ZeroDivisionError: division by zero"
 
 
@@ -307,3 +308,30 @@ def test_html_cost_table_sorts_by_number(node):
     section = section[: section.index("</table>")]
     values = re.findall(r'<td data-v="([^"]*)" class="num[^"]*">[^<]*% use</td>', section)
     assert values and all(0 < float(v) <= 1 for v in values)  # the break-even share itself, not its text
+
+
+def test_configurations_keep_the_suites_order_not_the_alphabets():
+    from bench.report.model import family_tables
+
+    def copy(seq: int, label: str) -> dict:
+        return {"workload": "copy", "family": "memory", "label": label, "seq": seq, "status": "ok", "run_id": "r",
+                "hostname": "n", "device": "cpu", "gb_per_s": 1.0}  # fmt: skip
+
+    records = [copy(2, "2 GiB"), copy(0, "32 KiB"), copy(1, "128 MiB")]
+    (table,) = family_tables(records, [{} for _ in records])
+    assert [r["label"] for r in table.rows] == ["32 KiB", "128 MiB", "2 GiB"]
+
+
+def test_csv_counts_are_integers_beside_empty_cells():
+    import io
+
+    import pandas as pd
+    from typer.testing import CliRunner
+
+    from bench.cli import app
+
+    runs = Path(__file__).parents[1] / "data" / "cpu-smoke"
+    result = CliRunner().invoke(app, ["report", str(runs), "--format", "csv"])
+    assert result.exit_code == 0, result.output
+    counts = pd.read_csv(io.StringIO(result.stdout), dtype=str)["n_samples"].dropna()
+    assert len(counts) and all(c.isdigit() for c in counts), list(counts)  # 226, not 226.0

@@ -50,3 +50,14 @@ def test_each_number_format_shows_what_its_tables_have_always_shown():
     # Token rates in the cost tables turn whole at 100, headline figures in the node summary at 1,000
     assert [token_rate(1557.4), token_rate(99.94), headline_figure(1557.4), headline_figure(99.94)] == [
         "1,557", "99.9", "1,557", "99.94"]  # fmt: skip
+
+
+def test_the_collectives_table_has_a_rank_column_only_for_several_processes():
+    from bench.report.table import collective_table
+
+    one = {"workload": "all_reduce", "label": "32 KiB fp32", "status": "ok", "size_bytes": 32768, "n_samples": 5}
+    alone = collective_table([one])
+    assert str(alone.columns[0].header) == "workload"
+    assert "rNone" not in str([c._cells for c in alone.columns])
+    ranked = collective_table([{**one, "rank": 0, "gpu_index": 0}, {**one, "rank": 1, "gpu_index": 1}])
+    assert str(ranked.columns[0].header) == "rank" and ranked.columns[0]._cells == ["r0 GPU 0", "r1 GPU 1"]

@@ -183,7 +183,7 @@ def test_decode_record_keeps_its_invariants(cpu, tmp_path):
 def test_train_record_and_its_check(cpu, tmp_path):
     rec = run(cpu, tmp_path, "train", model="tiny", batch=2, seq_len=16)
     assert rec["status"] == "ok" and rec["check_passed"] and 0 < rec["loss"] < 20
-    assert rec["tokens"] == 32 and rec["flops"] == pytest.approx(rec["flops_per_token"] * 32)
+    assert rec["tokens"] == 32 and rec["flops"] == pytest.approx(rec["flops_per_token_causal"] * 32)
 
 
 def test_train_check_fails_when_gradients_do_not_flow(cpu):
