@@ -56,8 +56,12 @@ def duration(seconds: float | None) -> str:
 
 
 def number(value: float | None, digits: int = 4) -> str:
-    """A measured figure to `digits` significant digits: "610.8"; "-" for None, NaN or infinity."""
-    return "-" if _missing(value) else f"{value:.{digits}g}"
+    """A measured figure to `digits` significant digits: "610.8"; one too large for them whole, with
+    thousands separators ("127,960", never "1.2796e+05"); "-" for None, NaN or infinity."""
+    if _missing(value):
+        return "-"
+    assert value is not None
+    return f"{value:,.0f}" if abs(value) >= 10**digits else f"{value:.{digits}g}"
 
 
 def integer(value: float | None) -> str:

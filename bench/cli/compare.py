@@ -51,7 +51,8 @@ def compare(
         bool,
         typer.Option(
             "--allow-different-devices",
-            help="compare records measured on different device models (GPU or CPU); without it they are SKIP rows",
+            help="compare records measured on different device models (GPU or CPU), or on the CPU with different "
+            "torch thread counts; without it they are SKIP rows",
         ),
     ] = False,
     catalog: CatalogOpt = None,

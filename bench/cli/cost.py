@@ -241,7 +241,11 @@ def _catalog(catalog: list[Path] | None, site: list[Path] | None, profile: str |
     from bench.catalog.profiles import profile_names
 
     if profile is not None and profile not in profile_names():
-        fail(f"--profile: unknown profile {profile!r}; known: {', '.join(profile_names())}")
+        import difflib
+
+        near = difflib.get_close_matches(profile, profile_names(), n=1)
+        hint = f"; did you mean {near[0]!r}?" if near else ""
+        fail(f"--profile: unknown profile {profile!r}; known: {', '.join(profile_names())}{hint}")
     flags = {"depreciation_years": "life-years", "resale_usd_per_gpu_hour": "resale-price"}
     try:
         cat = prices.load(catalog or [], site or [], profile)

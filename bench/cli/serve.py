@@ -112,7 +112,8 @@ def _run(run: _Session) -> None:
     records = run.records
     state = run.finish()
     if len(records) > 1:
-        out.print(_summary_table(records))
+        for table in _summary_tables(records):
+            out.print(table)
     from bench.serve.sweep import headline
 
     for text in headline(records, run.gpus_known):
@@ -143,17 +144,17 @@ def _print_point(run: _Session, rec: dict[str, Any], stats: Any) -> None:
              f"inflated, rerun on a quiet host): {rec.get('contention_reason')}")  # fmt: skip
 
 
-def _summary_table(records: list[dict[str, Any]]) -> Any:
-    from rich.table import Table
-
+def _summary_tables(records: list[dict[str, Any]]) -> list[Any]:
+    """The load points side by side, made to fit the terminal (no figure or header cut)."""
+    from bench.report.terminal import fit
     from bench.serve.sweep import SUMMARY_COLUMNS, summary_row
+    from bench.text import Grid
 
-    t = Table(title="tokenbench serve: load points", title_justify="left")
-    for name in SUMMARY_COLUMNS:
-        t.add_column(name, justify="left" if name in ("load", "status") else "right")
+    grid = Grid("tokenbench serve: load points", list(SUMMARY_COLUMNS),
+                right={c for c in SUMMARY_COLUMNS if c not in ("load", "status")})  # fmt: skip
     for r in records:
-        t.add_row(*summary_row(r))
-    return t
+        grid.add(*summary_row(r))
+    return fit(grid, out.width)
 
 
 def _import(path: Path, out_dir: Path, num_gpus: int) -> None:

@@ -12,14 +12,21 @@ For each candidate GPU and each workload configuration (workload id and its para
 - WARN when it is slower and the interval excludes no change but the lower end is not above
   the fail threshold (and the change is above the warn threshold), when either side's CV was
   above its threshold (a noisy median), or when a side has too few samples to judge;
-- PASS otherwise, faster included. NEW marks a configuration the baseline has no ok record of;
+- PASS otherwise, faster included, and where both sides hold identical samples. NEW marks a
+  configuration the baseline has no ok record of;
+- at most WARN (WARN, whatever the change) where a record of either side was measured on a busy
+  host (`contended`);
 - SKIP (counts as WARN) when the baseline measured it only on another device model (device_name:
-  a GPU or CPU model) than the candidate's; `allow_different_devices` compares them, and says so.
+  a GPU or CPU model) than the candidate's, or on the CPU with another torch thread count;
+  `allow_different_devices` compares them, and says so.
+
+bench.compare.rules states these rules and the reasons they give.
 
 The interval comes from bench.compare.bootstrap: the same distribution as resampling the samples
 and taking the median, drawn in O(log n) per resample.
 
-Each GPU's verdict is its worst, and FAIL when nothing at all was compared on it. On each node
+Each GPU's verdict is its worst, and FAIL when nothing at all was compared on it while other GPUs
+were; where nothing was compared anywhere, every verdict is "nothing compared" (exit 2). On each node
 with several GPUs, the slowest is the one with the highest geometric mean of candidate /
 baseline median time over the configurations compared.
 """
@@ -34,7 +41,8 @@ from typing import Any
 
 import numpy as np
 
-from bench.compare import node
+from bench.compare import node, rules
+from bench.compare import notes as notes_of
 from bench.compare.bootstrap import bootstrap_medians, median_change
 from bench.compare.env import EnvDiff, env_diffs
 from bench.measure.stats import BASELINE_SEED, CANDIDATE_SEED
@@ -42,11 +50,10 @@ from bench.results.identity import physical_gpu
 from bench.results.reader import Run
 from bench.text import plural
 
-MIN_SAMPLES = 3  # fewer on a side: no interval worth the name, never more than WARN
-
 SEVERITY = ("PASS", "WARN", "FAIL")  # MISSING counts as FAIL (or WARN), NEW as PASS, SKIP as WARN
 VERDICTS = ("PASS", "WARN", "FAIL", "MISSING", "NEW", "SKIP")
 NOT_MEASURED = ("NEW", "MISSING", "SKIP")  # verdicts of a configuration not measured on both sides
+NOTHING = "nothing compared"  # the verdict, and each GPU's, when no configuration was compared at all
 
 
 @dataclass(frozen=True)
@@ -79,7 +86,10 @@ class Comparison:
     candidate_n: int = 0
     baseline_records: int = 0
     joint: bool = False  # work the ranks do together: its time is the job's, not this GPU's
-    devices_differ: bool = False  # compared across device models (allow_different_devices)
+    devices_differ: bool = False  # the device models differ: SKIP, or compared with allow_different_devices
+    threads_differ: bool = False  # the CPU's torch threads differ: SKIP, or compared with allow_different_devices
+    contended: list[str] = field(default_factory=list)  # the sides with a record measured on a busy host
+    noisy: list[str] = field(default_factory=list)  # the sides with a record whose CV was above its threshold
 
 
 @dataclass
@@ -111,8 +121,8 @@ class Result:
 
     @property
     def compared(self) -> int:
-        """Configurations measured on both sides (not NEW, MISSING or SKIP)."""
-        return sum(c.verdict not in NOT_MEASURED for c in self.comparisons)
+        """Configurations whose change was measured on both sides (not NEW, MISSING or SKIP, nor without samples)."""
+        return sum(c.change is not None for c in self.comparisons)
 
     @property
     def exit_code(self) -> int:
@@ -128,13 +138,17 @@ class Result:
         skipped = [c for c in self.comparisons if c.verdict == "SKIP"]
         if skipped:
             return f"nothing compared: {skipped[0].why} ({plural(len(skipped), 'configuration')})"
+        unmeasured = [c for c in self.comparisons if c.verdict not in NOT_MEASURED]
+        if unmeasured:  # on both sides, but with nothing to measure the change from
+            return f"nothing compared: {unmeasured[0].why} ({plural(len(unmeasured), 'configuration')})"
         return (f"nothing compared: no configuration was measured in both the {self.baseline_label} and the "
                 f"{self.candidate_label} ({plural(len(self.comparisons), 'configuration')} on one side only or of "
                 "another workload version)")  # fmt: skip
 
     def as_json(self) -> dict[str, Any]:
         """The result as plain JSON values (`tokenbench compare --format json`)."""
-        return json.loads(json.dumps(asdict(self), default=str))
+        data = {**asdict(self), "compared": self.compared, "exit_code": self.exit_code}
+        return json.loads(json.dumps(data, default=str))
 
 
 def _param(value: Any) -> Any:
@@ -238,21 +252,14 @@ def compare_one(
         have = ", ".join(sorted({str(r.get("workload_version")) for r in base_ok}))
         why = f"baseline measured workload version {have}, candidate {version}: not comparable, measure a new baseline"
         return Comparison(**head, verdict="MISSING", severity=missing, why=why)
-    device = cand_ok[0].get("device_name")
-    elsewhere = sorted({str(r["device_name"]) for r in same if r.get("device_name") not in (None, device)})
-    if elsewhere and device is not None and not th.allow_different_devices:
-        same = [r for r in same if r.get("device_name") in (None, device)]
-        if not same:
-            why = (f"baseline on {', '.join(elsewhere)}, candidate on {device}: different device models are "
-                   "compared only with --allow-different-devices")  # fmt: skip
-            return Comparison(**head, verdict="SKIP", severity="WARN", why=why)
-        elsewhere = []
-    item = _measured(head, baseline, key, version, same, cand_ok, th)
-    if elsewhere and device is not None:
-        item.devices_differ = True
-        item.why = "; ".join(
-            x for x in (f"devices differ: baseline {', '.join(elsewhere)}, candidate {device}", item.why) if x
-        )
+    match = rules.like_for_like(same, cand_ok, _device_class(cand_ok[0]) == "cpu", th.allow_different_devices)
+    if match.skip is not None:
+        kind = match.skip_kind
+        return Comparison(**head, verdict="SKIP", severity="WARN", why=match.skip, devices_differ=kind == "devices",
+                          threads_differ=kind == "threads")  # fmt: skip
+    item = _measured(head, baseline, key, version, match.same, cand_ok, th)
+    item.devices_differ, item.threads_differ = "devices" in match.differs, "threads" in match.differs
+    item.why = "; ".join(x for x in (*match.differs.values(), item.why) if x)
     return item
 
 
@@ -269,42 +276,20 @@ def _measured(
         return Comparison(**head, verdict="WARN", severity="WARN", why="a median time is not positive: not compared")
     cand_boot = bootstrap_medians(c_groups, baseline.n_resamples, CANDIDATE_SEED)
     ci = median_change(b_median, c_median, b_boot, cand_boot, th.confidence)
-    few = min(min(len(r["samples_s"]) for r in same), min(len(r["samples_s"]) for r in cand_ok)) < MIN_SAMPLES
-    noisy = any(r.get("unstable") for r in same + cand_ok)
-    verdict, why = _verdict(ci.change, ci.low, few, noisy, th)
+    maybe_same = b_n == c.size and b_median == c_median  # only then can the samples be the same
+    b_sorted = np.sort(np.concatenate(_groups(same))) if maybe_same else np.empty(0)
+    f = rules.flags(same, cand_ok, b_sorted, np.sort(c) if maybe_same else np.empty(1))
+    found, why = rules.verdict(ci.change, ci.low, f, th.fail, th.warn)
     return Comparison(
-        **head, verdict=verdict, severity=verdict, why=why, change=ci.change, ci_low=ci.low, ci_high=ci.high,
+        **head, verdict=found, severity=found, why=why, change=ci.change, ci_low=ci.low, ci_high=ci.high,
         baseline_median_s=b_median, candidate_median_s=c_median, baseline_n=b_n,
-        candidate_n=c.size, baseline_records=len(same),
+        candidate_n=c.size, baseline_records=len(same), contended=sorted(f.busy), noisy=list(f.noisy),
     )  # fmt: skip
 
 
-def _verdict(change: float, low: float, few: bool, noisy: bool, th: Thresholds) -> tuple[str, str]:
-    """PASS, WARN or FAIL for a measured change with the low end of its interval, and why (none for a plain PASS)."""
-    pct = f"{100 * th.fail:g}%"
-    if low > th.fail and not few:
-        return "FAIL", f"slower by more than {pct} beyond the noise"
-    if low > th.fail:
-        return "WARN", f"slower by more than {pct}, but a record has under {MIN_SAMPLES} samples"
-    if change > th.fail and low > 0:
-        return "WARN", f"slower, but the interval reaches below the {pct} limit"
-    if change > th.warn and low > 0:
-        return "WARN", f"slower by more than {100 * th.warn:g}%, under the {pct} limit"
-    if noisy:
-        return "WARN", "CV above the threshold on one side: the medians are noisy"
-    if few:
-        return "WARN", f"a record has under {MIN_SAMPLES} samples: too few to judge"
-    if change > th.fail:
-        return "PASS", f"{100 * change:+.1f}% but inside the noise"
-    return "PASS", ""
-
-
-def _join(values: set[Any] | list[Any]) -> str:
-    return ", ".join(sorted({"-" if v is None else str(v) for v in values})) or "-"
-
-
 def gpu_verdicts(comparisons: list[Comparison], names: dict[str, tuple[str, str]]) -> list[GpuVerdict]:
-    """Each GPU's worst verdict (FAIL when nothing was compared) and the geometric mean of its own changes."""
+    """Each GPU's worst verdict (FAIL when nothing was compared on it, "nothing compared" when nothing was compared
+    on any GPU) and the geometric mean of its own changes."""
     by_gpu: dict[str, list[Comparison]] = defaultdict(list)
     for c in comparisons:
         by_gpu[c.gpu].append(c)
@@ -317,6 +302,9 @@ def gpu_verdicts(comparisons: list[Comparison], names: dict[str, tuple[str, str]
         verdict = _worst([c.severity for c in items]) if ratios else "FAIL"  # nothing compared is no pass
         node, device = names.get(gpu, ("?", "?"))
         out.append(GpuVerdict(gpu, node, device, verdict, len(ratios), geo, counts))
+    if not any(g.compared for g in out):  # no gate to pass or fail: exit 2, and every verdict says why
+        for g in out:
+            g.verdict = NOTHING
     return sorted(out, key=lambda g: g.gpu)
 
 
@@ -328,20 +316,6 @@ def slowest_per_node(per_gpu: list[GpuVerdict]) -> list[GpuVerdict]:
             by_node[g.node].append(g)
     picks = [max(gs, key=lambda g: g.geomean_change or 0.0) for gs in by_node.values() if len(gs) > 1]
     return [g for g in picks if (g.geomean_change or 0.0) > 0]
-
-
-def _device_notes(comparisons: list[Comparison]) -> list[str]:
-    """What was left out, or compared anyway, for being measured on different device models."""
-    notes = []
-    skipped = [c for c in comparisons if c.verdict == "SKIP"]
-    if skipped:
-        notes.append(f"{plural(len(skipped), 'configuration')} not compared: measured on different device models "
-                     "(--allow-different-devices compares them)")  # fmt: skip
-    differ = [c for c in comparisons if c.devices_differ]
-    if differ:
-        notes.append(f"{plural(len(differ), 'configuration')} compared across device models "
-                     "(--allow-different-devices): a difference in speed may be the device's")  # fmt: skip
-    return notes
 
 
 def compare(
@@ -360,18 +334,12 @@ def compare(
     if overlap:
         notes.append(f"{plural(len(overlap), 'run')} given as both baseline and candidate: kept in the candidate only")
         base_runs = [run for run in base_runs if run not in overlap]
-    baseline = Baseline([r for run in base_runs for r in run.records], n_resamples)
-    devices = sorted({str(r.get("device_name")) for rs in baseline.by_key.values() for r in rs})
-    if len(devices) > 1:
-        notes.append(f"the baseline pools several device models ({', '.join(devices)})")
-    timers = {side: sorted({str(r.get("timer")) for run in runs for r in run.records if r["status"] == "ok"})
-              for side, runs in (("baseline", base_runs), ("candidate", cand_runs))}  # fmt: skip
-    if timers["baseline"] and timers["candidate"] and timers["baseline"] != timers["candidate"]:
-        notes.append(f"timed differently: baseline by {' / '.join(timers['baseline'])}, candidate by "
-                     f"{' / '.join(timers['candidate'])}; the same work, measured another way")  # fmt: skip
+    base_records = notes_of.records(base_runs)
+    baseline = Baseline(base_records, n_resamples)
+    notes += notes_of.run_notes(base_runs, cand_runs, base_records)
     cand_by_gpu: dict[str, dict[tuple[str, str], list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
     names: dict[str, tuple[str, str]] = {}
-    for r in (r for run in cand_runs for r in run.records):
+    for r in notes_of.records(cand_runs):
         cand_by_gpu[physical_gpu(r)][config_key(r)].append(r)
         names[physical_gpu(r)] = (str(r.get("hostname") or "?"), str(r.get("device_name") or "?"))
     comparisons = []
@@ -387,13 +355,15 @@ def compare(
     per_gpu = gpu_verdicts(comparisons, names)
     for g in per_gpu:
         if not g.compared:
-            notes.append(f"{g.gpu}: nothing compared (no configuration measured on both sides): FAIL")
-    notes += _device_notes(comparisons)
+            notes.append(f"{g.gpu}: nothing compared (no configuration measured on both sides)"
+                         + (": FAIL, since other GPUs were compared" if g.verdict == "FAIL" else ""))  # fmt: skip
+    notes += notes_of.device_notes(comparisons) + notes_of.busy_notes(comparisons)
     if not baseline.by_key:
         notes.append("the baseline holds no records")
     if not comparisons:
         notes.append("nothing to compare: no configuration is in both")
-    verdict = _worst([g.verdict for g in per_gpu]) if comparisons else "FAIL"
+    compared = any(c.change is not None for c in comparisons)
+    verdict = _worst([g.verdict for g in per_gpu]) if compared else NOTHING
     env = env_diffs(base_runs, cand_runs)
     return Result(th, comparisons, per_gpu, env, verdict, slowest_per_node(per_gpu), baseline_label, candidate_label,
                   notes)  # fmt: skip

@@ -131,9 +131,8 @@ def headline(result: Result) -> str:
     counts = {v: sum(c.verdict == v for c in result.comparisons) for v in VERDICTS}
     detail = ", ".join(f"{n} {v}" for v, n in counts.items() if n) or "no configuration on either side"
     configs = len({(c.workload, c.config) for c in result.comparisons})
-    verdict = result.verdict if result.compared else "nothing compared"
     what = f"{plural(configs, 'configuration')} on {plural(len(result.gpus), 'GPU')}"
-    return f"verdict: {verdict}: {what}, {result.candidate_label} against {result.baseline_label}: {detail}"
+    return f"verdict: {result.verdict}: {what}, {result.candidate_label} against {result.baseline_label}: {detail}"
 
 
 def lines(result: Result, compact: bool = False) -> list[str]:

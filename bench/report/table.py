@@ -10,7 +10,7 @@ from rich.text import Text
 
 from bench.report.columns import CONTENDED_MARK, NOISY_MARK, is_contended, is_noisy, legend
 from bench.results.identity import rank_label
-from bench.text import Grid, duration, integer, number, percent, percent_or_na
+from bench.text import Grid, duration, integer, number, percent, percent_or_na, token_rate
 
 
 def peak_fraction_text(record: dict[str, Any]) -> str:
@@ -90,10 +90,10 @@ def llm_table(records: Iterable[dict[str, Any]], title: str | None = None) -> Ta
         table.add_row(
             *((rank_label(r),) if ranked else ()),
             r["workload"], r.get("label", ""), _status(r), _median(r), _cv(r), number(r.get("n_samples"), 6),
-            number(tokens_per_s, 5), *((number(r.get("job_tokens_per_s"), 5),) if job else ()),
+            token_rate(tokens_per_s), *((token_rate(r.get("job_tokens_per_s")),) if job else ()),
             percent_or_na(r.get("mfu")) if r["status"] == "ok" else "-",
             percent_or_na(r.get("mbu")) if "mbu" in r else "-", duration(r.get("ttft_median_s")),
-            duration(r.get("tpot_median_s")), number(r.get("per_user_tokens_per_s"), 4),
+            duration(r.get("tpot_median_s")), token_rate(r.get("per_user_tokens_per_s")),
             *((_energy(r, "power_mean_w"), _energy(r, "energy_per_token_j")) if energy else ()), _check(r),
         )  # fmt: skip
     return table

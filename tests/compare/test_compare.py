@@ -57,7 +57,7 @@ def test_noisy_records_warn_even_when_unchanged(tmp_path):
     b, c = pair(tmp_path, {"noise": 0.10, "n": 20}, {"noise": 0.10, "n": 20})
     item = by_label(compare(read_runs(b), read_runs(c)))[GEMM]
     assert item.change == pytest.approx(0.0, abs=1e-12)
-    assert item.verdict == "WARN" and "CV above the threshold" in item.why
+    assert item.verdict == "WARN" and item.why == "CV above the threshold on both sides: the medians are noisy"
 
 
 def test_a_clear_10pct_slowdown_fails(tmp_path):
@@ -120,8 +120,9 @@ def test_different_workload_versions_are_not_compared(tmp_path):
     assert {c.verdict for c in result.comparisons} == {"MISSING"}
     assert all("not comparable" in c.why and c.change is None for c in result.comparisons)
     # nothing was compared on the GPU: no pass, even though no figure got slower, and exit 2 (not a
-    # regression to gate on: nothing could be compared)
-    assert result.gpus[0].compared == 0 and result.gpus[0].verdict == "FAIL" and result.exit_code == 2
+    # regression to gate on: nothing could be compared); the GPU's verdict says so, not FAIL
+    assert result.gpus[0].compared == 0 and result.gpus[0].verdict == "nothing compared" and result.exit_code == 2
+    assert result.verdict == "nothing compared"
 
 
 def test_a_run_compared_with_itself_stops_first_with_the_reason(tmp_path):
@@ -162,7 +163,8 @@ def test_a_baseline_that_only_skipped_a_configuration_says_so(tmp_path):
     result = compare(read_runs(b), read_runs(c))
     item = by_label(result)[GEMM]
     assert item.verdict == "NEW" and "the baseline has no ok record (skipped: fp8 needs" in item.why
-    assert result.gpus[0].verdict == "FAIL"  # and since nothing was compared at all, the gate does not pass
+    # nothing was compared at all: the gate does not pass (exit 2), and the GPU's verdict says why
+    assert result.gpus[0].verdict == "nothing compared" and result.exit_code == 2
 
 
 def test_too_few_samples_is_never_more_than_a_warning(tmp_path):

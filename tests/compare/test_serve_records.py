@@ -82,3 +82,25 @@ def test_a_failed_load_point_fails_whatever_its_latency(tmp_path):
     result = compare(read_runs(tmp_path / "base"), read_runs(tmp_path / "cand"))
     assert {c.verdict for c in result.comparisons} == {"FAIL"}
     assert result.comparisons[0].why.startswith("candidate failed: failure rate 0.12 > 0.05")
+
+
+def test_a_null_unstable_is_not_noisy_and_a_slowdown_still_fails(tmp_path):
+    """Serve records leave `unstable` null (their own checks judge a load point): the CV rule passes over it."""
+    serve_run(tmp_path / "base", "base", unstable=None)
+    serve_run(tmp_path / "cand", "cand", slower={"conc 64, 1024/1024 random": 0.10}, seed=10, unstable=None)
+    items = {c.config: c for c in compare(read_runs(tmp_path / "base"), read_runs(tmp_path / "cand")).comparisons}
+    assert items["conc 64, 1024/1024 random"].verdict == "FAIL"
+    same = items["rate 5/s, 1024/1024 random"]
+    assert same.verdict == "PASS" and same.noisy == [] and same.why == ""
+
+
+def test_a_load_point_whose_client_was_starved_is_at_most_warn(tmp_path):
+    busy = "other processes used 1.80 of 2 CPUs while the requests ran (the client fell behind its schedule)"
+    serve_run(tmp_path / "base", "base", unstable=None)
+    serve_run(tmp_path / "cand", "cand", slower={"conc 64, 1024/1024 random": 0.10}, seed=10, unstable=None,
+              contended=True, contention_reason=busy)  # fmt: skip
+    result = compare(read_runs(tmp_path / "base"), read_runs(tmp_path / "cand"))
+    slow = {c.config: c for c in result.comparisons}["conc 64, 1024/1024 random"]
+    assert slow.verdict == "WARN" and slow.contended == ["candidate"] and slow.change == pytest.approx(0.10)
+    assert slow.why.startswith(f"candidate measured on a busy host ({busy}): at most WARN (else FAIL")
+    assert result.verdict == "WARN" and result.exit_code == 0

@@ -147,6 +147,7 @@ RATE = ["--gpu", "H100-SXM", "--tokens-per-s", "1000"]
         ([*RATE, "--contract-usd", "1e9"], "--contract-usd and --contract-years go together"),
         ([*RATE, "--contract-usd", "1e9", "--contract-years", "3"], "--contract-usd needs --usd-per-gpu-hour"),
         ([*RATE, "--profile", "bank"], "--profile: unknown profile 'bank'; known: enterprise"),
+        ([*RATE, "--profile", "neocoud"], "known: enterprise, neocloud, hyperscaler; did you mean 'neocloud'?"),
         (["--gpu", "L40S", "--tokens-per-s", "100", "--fleet-mw", "10"],
          "--fleet-mw: no provisioned kW per GPU for L40S"),
     ],

@@ -309,7 +309,8 @@ def test_an_autosave_without_data_warns_instead_of_calling_it_new(tmp_path):
     base = plain_file(tmp_path / "base.json", [plain_bench("test_x", None, None, 1e-6, data=False)])
     cand = plain_file(tmp_path / "cand.json", [plain_bench("test_x", None, None, 1e-6, data=False)])
     result = CliRunner().invoke(app, ["compare", str(base), str(cand), "--format", "json"])
-    (row,) = json.loads(result.output)["comparisons"]
+    assert result.exit_code == 2 and "nothing compared: no samples to compare" in result.stderr
+    (row,) = json.loads(result.stdout)["comparisons"]
     assert row["verdict"] == "WARN" and "--benchmark-save-data" in row["why"]
 
 

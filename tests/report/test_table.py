@@ -40,6 +40,7 @@ def test_each_number_format_shows_what_its_tables_have_always_shown():
         "1.8 ms", "1 s", "42 ns", "-", "-"]  # fmt: skip
     assert [number(610.8372), number(12345.6, 6), number(float("inf")), integer(2**30)] == [
         "610.8", "12345.6", "-", "1,073,741,824"]  # fmt: skip
+    assert [number(127960.3, 5), number(99999.4, 5), number(12345.6)] == ["127,960", "99999", "12,346"]  # no 1.2796e+05
     # A missing fraction: "-" in the report, "n/a" in the results table (the catalog has no peak for the device)
     assert [percent(0.1234), percent(None)] == ["12.3%", "-"]
     assert [percent_or_na(0.1234), percent_or_na(None)] == ["12.3%", "n/a"]
