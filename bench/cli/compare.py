@@ -32,7 +32,10 @@ class Missing(str, Enum):
 def compare(
     results: Annotated[
         list[Path],
-        typer.Argument(help="BASELINE CANDIDATE, or only CANDIDATE with --reference (files or directories)"),
+        typer.Argument(
+            metavar="RUN",
+            help="BASELINE CANDIDATE, or only CANDIDATE with --reference (files or directories)",
+        ),
     ],
     reference: Annotated[
         bool, typer.Option("--reference", help="baseline: the reference results for the candidate's GPU model")

@@ -29,16 +29,20 @@ def cost_(
     results: Annotated[
         list[Path] | None,
         typer.Argument(
-            help="results: .jsonl files, run headers or directories (searched recursively)", show_default=False
+            metavar="RESULTS",
+            help="results: .jsonl files, run headers or directories (searched recursively)",
+            show_default=False,
         ),
     ] = None,
     catalog: Annotated[
         list[Path] | None,
-        typer.Option("--catalog", help="your [[gpu]], [[offer]], [[server]] file; same id replaces; repeatable"),
+        typer.Option(
+            "--catalog", metavar="FILE", help="your [[gpu]], [[offer]], [[server]] file; same id replaces; repeatable"
+        ),
     ] = None,
     site: Annotated[
         list[Path] | None,
-        typer.Option("--site", help="your site figures (pue = 1.2, ...) and [sensitivity]; repeatable"),
+        typer.Option("--site", metavar="FILE", help="your site figures (pue = 1.2, ...) and [sensitivity]; repeatable"),
     ] = None,
     fmt: Annotated[
         Format, typer.Option("--format", help="table, csv (the $/Mtok rows) or json (everything)")

@@ -14,12 +14,16 @@ if TYPE_CHECKING:  # pandas comes with the reader: imported when a command runs,
     from bench.results.reader import Run
 
 ResultsArg = Annotated[
-    list[Path], typer.Argument(help="results: .jsonl files, run headers or directories (searched recursively)")
+    list[Path],
+    typer.Argument(
+        metavar="RESULTS", help="results: .jsonl files, run headers or directories (searched recursively)"
+    ),
 ]
 CatalogOpt = Annotated[
-    list[Path] | None, typer.Option("--catalog", help="your [[gpu]], [[offer]], [[server]] file (as for cost)")
+    list[Path] | None,
+    typer.Option("--catalog", metavar="FILE", help="your [[gpu]], [[offer]], [[server]] file (as for cost)"),
 ]
-SiteOpt = Annotated[list[Path] | None, typer.Option("--site", help="your site figures (as for cost)")]
+SiteOpt = Annotated[list[Path] | None, typer.Option("--site", metavar="FILE", help="your site figures (as for cost)")]
 
 
 def _runs(paths: list[Path], what: str = "results") -> list[Run]:

@@ -36,12 +36,19 @@ def _value(record: dict[str, Any], key: str) -> float | None:
     return float(value)
 
 
+def _device(record: dict[str, Any]) -> tuple[Any, str]:
+    """One device: a GPU by its label; a node's CPU once, however many ranks shared it."""
+    if record.get("device_kind") == "cpu":
+        return record.get("hostname"), str(record.get("device_name") or "cpu")
+    return record.get("hostname"), device_label(record)
+
+
 def machines(records: list[dict[str, Any]]) -> str:
     """ "node-a (2x NVIDIA H100 80GB HBM3)", or "3 nodes (a, b, c): 16x H100 ..." for several."""
     nodes = sorted({cell(r.get("hostname"), SHOWN) for r in records})
-    devices = {(r.get("hostname"), device_label(r)) for r in records}
-    names = Counter(str(r.get("device_name") or r.get("device") or "?") for r in {
-        (r.get("hostname"), device_label(r)): r for r in records}.values())  # fmt: skip
+    devices = {_device(r) for r in records}
+    one_each = {_device(r): r for r in records}.values()
+    names = Counter(str(r.get("device_name") or r.get("device") or "?") for r in one_each)
     kinds = ", ".join(f"{n}x {cell(name, SHOWN)}" if n > 1 else cell(name, SHOWN) for name, n in sorted(names.items()))
     if len(nodes) == 1:
         return f"{nodes[0]} ({kinds})"

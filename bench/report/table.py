@@ -189,10 +189,27 @@ def results_table(records: Iterable[dict[str, Any]], title: str | None = None) -
     return table
 
 
+def _reason_lines(records: list[dict[str, Any]]) -> list[str]:
+    """Why records were skipped or failed: one line per reason, naming its records (a CPU skips many
+    entries of a GPU suite for the same reason; forty lines would bury the rest)."""
+    groups: dict[tuple[str, str], list[str]] = {}
+    for r in records:
+        if r.get("reason"):
+            groups.setdefault((str(r["status"]), str(r["reason"])), []).append(f"{r['workload']} {r.get('label', '')}")
+    lines = []
+    for (status, reason), names in groups.items():
+        if len(names) == 1:
+            lines.append(f"{status}: {names[0]}: {reason}")
+        else:
+            shown = ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
+            lines.append(f"{status} ({len(names)}): {shown}: {reason}")
+    return lines
+
+
 def notes(records: Iterable[dict[str, Any]]) -> list[str]:
     """Lines to print under the table: why records were skipped or failed, what '!' means."""
     records = list(records)
-    lines = [f"{r['status']}: {r['workload']} {r.get('label', '')}: {r['reason']}" for r in records if r.get("reason")]
+    lines = _reason_lines(records)
     lines += legend(records)
     if any(r.get("energy_disagrees") for r in records):
         lines.append("? the energy counter and integrated power disagree by over 10%: distrust that energy figure")

@@ -135,3 +135,13 @@ def test_error_bars_are_the_rate_at_the_p95_and_p5_times():
     lo, hi = _error_bars(rows, [100.0, 100.0]) or ([], [])
     assert lo == pytest.approx([50.0, 0.0]) and hi == pytest.approx([25.0, 0.0])
     assert _error_bars([{"time_median_s": 0.01}], [100.0]) is None
+
+
+def test_the_headline_counts_a_nodes_cpu_once_however_many_ranks_shared_it():
+    from bench.report.headline import machines
+
+    ranks = [{"hostname": "vm", "device_kind": "cpu", "device": "cpu", "device_name": "AMD EPYC", "rank": r}
+             for r in range(9)]  # fmt: skip
+    assert machines(ranks) == "vm (AMD EPYC)"
+    gpus = [{"hostname": "n", "device_kind": "cuda", "device_name": "H100", "gpu_index": i} for i in range(2)]
+    assert machines(gpus) == "n (2x H100)"

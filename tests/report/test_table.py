@@ -62,3 +62,14 @@ def test_the_collectives_table_has_a_rank_column_only_for_several_processes():
     assert "rNone" not in str([c._cells for c in alone.columns])
     ranked = collective_table([{**one, "rank": 0, "gpu_index": 0}, {**one, "rank": 1, "gpu_index": 1}])
     assert str(ranked.columns[0].header) == "rank" and ranked.columns[0]._cells == ["r0 GPU 0", "r1 GPU 1"]
+
+
+def test_records_skipped_for_one_reason_share_one_line():
+    skipped = [{"workload": "gemm", "label": f"{n} fp8", "status": "skipped", "reason": "no fp8 here"}
+               for n in range(6)]  # fmt: skip
+    failed = {"workload": "copy", "label": "1 GiB", "status": "failed", "reason": "out of memory"}
+    lines = notes([*skipped, failed])
+    assert lines[:2] == [
+        "skipped (6): gemm 0 fp8, gemm 1 fp8, gemm 2 fp8, gemm 3 fp8 and 2 more: no fp8 here",
+        "failed: copy 1 GiB: out of memory",
+    ]
