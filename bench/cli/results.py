@@ -15,9 +15,7 @@ if TYPE_CHECKING:  # pandas comes with the reader: imported when a command runs,
 
 ResultsArg = Annotated[
     list[Path],
-    typer.Argument(
-        metavar="RESULTS", help="results: .jsonl files, run headers or directories (searched recursively)"
-    ),
+    typer.Argument(metavar="RESULTS", help="results: .jsonl files, run headers or directories (searched recursively)"),
 ]
 CatalogOpt = Annotated[
     list[Path] | None,
