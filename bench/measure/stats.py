@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 
@@ -28,6 +29,21 @@ class Summary:
 
     def as_dict(self) -> dict[str, float]:
         return asdict(self)
+
+    def record_fields(self, samples: list[float]) -> dict[str, Any]:
+        """The record's samples_s, n_samples and time_* fields (a stdev or CV that n = 1 leaves undefined: null)."""
+        return {
+            "n_samples": self.n,
+            "samples_s": samples,
+            "time_median_s": self.median,
+            "time_mean_s": self.mean,
+            "time_p5_s": self.p5,
+            "time_p95_s": self.p95,
+            "time_min_s": self.min,
+            "time_max_s": self.max,
+            "time_stdev_s": self.stdev if math.isfinite(self.stdev) else None,
+            "time_cv": self.cv if math.isfinite(self.cv) else None,
+        }
 
 
 def summarize(samples: Sequence[float]) -> Summary:

@@ -160,16 +160,7 @@ def sample_fields(results: Iterable[RequestResult]) -> dict[str, Any]:
                 "cv_threshold": None, "unstable": None}  # fmt: skip
     s = summarize(samples)
     return {
-        "samples_s": samples,
-        "n_samples": s.n,
-        "time_median_s": s.median,
-        "time_mean_s": s.mean,
-        "time_p5_s": s.p5,
-        "time_p95_s": s.p95,
-        "time_min_s": s.min,
-        "time_max_s": s.max,
-        "time_stdev_s": s.stdev if math.isfinite(s.stdev) else None,
-        "time_cv": s.cv if math.isfinite(s.cv) else None,
+        **s.record_fields(samples),
         "cv_threshold": None,  # the spread is the load's, not noise: never `unstable` (module docstring)
         "unstable": None,
     }

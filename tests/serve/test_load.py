@@ -54,7 +54,7 @@ def test_queue_time_under_a_concurrency_cap(stub):
     assert [r.index for r in res] == [0, 1, 2, 3] and all(r.ok for r in res)
     assert run.max_concurrent == 1
     queue = [r.queue_s for r in res]
-    assert queue[0] < 0.2  # nothing ahead of it
+    assert queue[0] < 1.0  # nothing ahead of it (only the event loop's own delay; generous for a busy host)
     for k in range(1, 4):
         assert res[k].sent_s >= res[k - 1].done_s  # one at a time: sent when the one before was done
         assert queue[k] >= 0.2 * k  # so about 0, 0.2, 0.4, 0.6 s
